@@ -1,0 +1,152 @@
+"""Configuration: defaults, then ``OLCHAT_*`` environment variables, then instance config.
+
+Every setting an operator of the service may change is listed in DEFAULTS with
+its type; README.md documents each one. Secrets (keys, client secrets) have
+no default value in the repository: when none is configured for the demo run,
+a random key is generated once into the instance folder.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+# name -> default. The type of the default decides how an environment value is parsed.
+DEFAULTS: dict[str, object] = {
+    # Where the widget's data lives. DATABASE_URL (no prefix) overrides it.
+    "SQLALCHEMY_DATABASE_URI": None,  # None: sqlite in the instance folder
+    # Signing key for widget tokens; also the default key for secrets at rest.
+    "OLCHAT_SECRET_KEY": "",
+    # Key (any string) that encrypts refresh tokens and gateway API keys at rest.
+    "OLCHAT_ENCRYPTION_KEY": "",
+    # Lifetime of a widget token, seconds.
+    "OLCHAT_TOKEN_TTL": 900,
+    # Embedded demo data (JSON, shape in PRODUCT.md); empty: the built-in file.
+    "OLCHAT_DEMO_DATA": "",
+    # Serve the standalone debug page at / and issue tokens for the demo portal.
+    "OLCHAT_DEBUG_PAGE": True,
+    # Demo backends' behaviour, for tests and benchmarks.
+    "OLCHAT_DEMO_CRM_DELAY": 0.0,  # seconds per CRM call
+    "OLCHAT_DEMO_CRM_FAIL": "",  # '', 'unavailable', 'access_denied', 'not_found', 'rate_limited'
+    "OLCHAT_DEMO_GATEWAY_DELAY": 0.0,  # seconds per gateway call
+    "OLCHAT_DEMO_GATEWAY_CHECK_DELAY": -1.0,  # seconds per number check; <0: same as DELAY
+    # Comma-separated gateway operations that fail ('all' or list_lines, check_exists,
+    # find_chat, history, send_text) and how: unavailable|timeout|unauthorized|rate_limited.
+    "OLCHAT_DEMO_GATEWAY_FAIL": "",
+    "OLCHAT_DEMO_GATEWAY_FAIL_AS": "unavailable",
+    # Which gateway serves portals that did not connect their own: demo | waha.
+    "OLCHAT_GATEWAY": "demo",
+    "OLCHAT_WAHA_URL": "",
+    "OLCHAT_WAHA_API_KEY": "",
+    "OLCHAT_WAHA_SESSIONS": "",  # comma-separated session names; empty = all
+    "OLCHAT_GATEWAY_CONNECT_TIMEOUT": 3.05,
+    "OLCHAT_GATEWAY_READ_TIMEOUT": 10.0,
+    "OLCHAT_BREAKER_FAILURES": 5,
+    "OLCHAT_BREAKER_COOL_DOWN": 30.0,
+    # Freshness of CRM data and chat lookups (F14), seconds.
+    "OLCHAT_CACHE_TTL": 300,
+    # Anti-ban guard (B1).
+    "OLCHAT_PRESENCE_TTL_YES": 7 * 24 * 3600,
+    "OLCHAT_PRESENCE_TTL_NO": 24 * 3600,
+    "OLCHAT_CHECK_BUDGET": 100,  # checks per line per day
+    "OLCHAT_CHECK_PAUSE": 0.02,  # seconds between two checks on one line
+    "OLCHAT_CHECK_WAIT": 8.0,  # how long a status request waits for a check in flight
+    # Phones per card (F7) and the region assumed for numbers without a country code.
+    "OLCHAT_MAX_PHONES": 10,
+    "OLCHAT_DEFAULT_REGION": "RU",
+    # Russian numbering plan (B2): the active copy and where `numbering update` fetches it.
+    "OLCHAT_NUMBERING_PATH": "",
+    "OLCHAT_NUMBERING_URL": "https://opendata.digital.gov.ru/downloads/DEF-9xx.csv",
+    # Bitrix24 application.
+    "OLCHAT_B24_CLIENT_ID": "",
+    "OLCHAT_B24_CLIENT_SECRET": "",
+    "OLCHAT_B24_OAUTH_URL": "https://oauth.bitrix.info",
+    "OLCHAT_B24_SCHEME": "https",
+    "OLCHAT_B24_TIMEOUT": 10.0,
+    # Interface language when the portal does not say: ru | en.
+    "OLCHAT_LOCALE": "ru",
+}
+
+
+def _parse(raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+def load_config(app, test_config: dict | None) -> None:
+    """Fill ``app.config``: defaults, environment, instance config, then test overrides."""
+    for name, default in DEFAULTS.items():
+        app.config.setdefault(name, default)
+    for name, default in DEFAULTS.items():
+        if name.startswith("OLCHAT_") and name in os.environ:
+            app.config[name] = _parse(os.environ[name], default)
+    if os.environ.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = _postgres_dialect(os.environ["DATABASE_URL"])
+
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+    else:
+        app.config.update(test_config)
+
+    instance = Path(app.instance_path)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'olchat.sqlite3'}"
+    if not app.config["OLCHAT_SECRET_KEY"]:
+        app.config["OLCHAT_SECRET_KEY"] = _instance_secret(instance)
+    app.config["SECRET_KEY"] = app.config["OLCHAT_SECRET_KEY"]
+    if not app.config["OLCHAT_ENCRYPTION_KEY"]:
+        app.config["OLCHAT_ENCRYPTION_KEY"] = app.config["OLCHAT_SECRET_KEY"]
+    if not app.config["OLCHAT_NUMBERING_PATH"]:
+        app.config["OLCHAT_NUMBERING_PATH"] = str(_default_numbering_path(instance))
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+
+
+def _postgres_dialect(url: str) -> str:
+    # Hosting platforms hand out postgres:// URLs; SQLAlchemy 2 only knows postgresql://.
+    return "postgresql://" + url[len("postgres://"):] if url.startswith("postgres://") else url
+
+
+def _engine_options(uri: str) -> dict:
+    if uri.startswith("sqlite"):
+        # Several gunicorn workers and threads share one SQLite file: wait for locks
+        # instead of failing at once.
+        return {"connect_args": {"timeout": 15, "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def _instance_secret(instance: Path) -> str:
+    """Return the instance's own random key, creating it on first use.
+
+    All workers of one deployment read the same file, so tokens signed by one
+    worker verify in another. Production sets OLCHAT_SECRET_KEY instead.
+    """
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        # Write aside, then link into place: a worker never reads a half-written key,
+        # and when two workers race the first link wins for both.
+        tmp = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp.write_text(secrets.token_urlsafe(48))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+def _default_numbering_path(instance: Path) -> Path:
+    """Prefer the copy `numbering update` keeps; fall back to the shared snapshot in development."""
+    own = instance / "numbering" / "DEF-9xx.csv"
+    if own.exists():
+        return own
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ru-numbering" / "DEF-9xx.csv"
+    return shared if shared.exists() else own

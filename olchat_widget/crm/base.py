@@ -1,0 +1,116 @@
+"""Where a card's phones come from: the CRM source interface.
+
+A card is an entity type id plus a record id (Bitrix24's numbering: 1 lead,
+2 deal, 3 contact, 4 company, 7 quote, 31 smart invoice, 128+ smart
+processes). A source returns the raw phone values of the card itself and of
+every linked contact and company, each with its owner, exactly as people typed
+them; normalising is the phones package's job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+LEAD, DEAL, CONTACT, COMPANY, QUOTE, SMART_INVOICE = 1, 2, 3, 4, 7, 31
+
+# Bitrix24 object codes used by placements (PLACEMENT_OPTIONS.ENTITY_ID).
+ENTITY_CODES = {
+    "CRM_LEAD": LEAD,
+    "CRM_DEAL": DEAL,
+    "CRM_CONTACT": CONTACT,
+    "CRM_COMPANY": COMPANY,
+    "CRM_QUOTE": QUOTE,
+    "CRM_SMART_INVOICE": SMART_INVOICE,
+}
+# Short names used by imopenlines.crm.chat.get and our own URLs.
+ENTITY_NAMES = {LEAD: "lead", DEAL: "deal", CONTACT: "contact", COMPANY: "company", QUOTE: "quote",
+                SMART_INVOICE: "smart_invoice"}
+
+
+def entity_type_from_code(code: str) -> int | None:
+    """Map ``CRM_DEAL`` / ``CRM_183`` / ``DEAL`` / ``2`` to an entity type id."""
+    code = (code or "").strip().upper()
+    if code.isdigit():
+        return int(code)
+    if code in ENTITY_CODES:
+        return ENTITY_CODES[code]
+    if "CRM_" + code in ENTITY_CODES:
+        return ENTITY_CODES["CRM_" + code]
+    if code.startswith("CRM_") and code[4:].isdigit():
+        return int(code[4:])
+    if code.startswith("DYNAMIC_") and code[8:].isdigit():
+        return int(code[8:])
+    return None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose phone it is: the card itself, a contact or a company."""
+
+    kind: str  # 'lead' | 'contact' | 'company' | 'deal' | 'item'
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class RawPhone:
+    value: str  # as typed in the CRM field
+    owner: Owner
+    value_type: str | None = None  # WORK, MOBILE, HOME, ...
+
+
+@dataclass(frozen=True)
+class CrmChat:
+    """An Open Lines chat already bound to the card in the CRM (Bitrix24)."""
+
+    chat_id: str
+    connector_id: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Card:
+    entity_type_id: int
+    entity_id: int
+    title: str
+    phones: tuple[RawPhone, ...] = ()
+    chats: tuple[CrmChat, ...] = ()
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+class CrmError(Exception):
+    reason = "crm_error"
+
+
+class CardNotFound(CrmError):
+    """The card does not exist (deleted, or never did)."""
+
+    reason = "not_found"
+
+
+class CrmAccessDenied(CrmError):
+    """The user has no rights to this card or to the app."""
+
+    reason = "access_denied"
+
+
+class CrmAuthExpired(CrmError):
+    """The user's Bitrix24 token expired and could not be renewed."""
+
+    reason = "auth_expired"
+
+
+class CrmRateLimited(CrmError):
+    """The portal is over its REST request limit; retry after a pause."""
+
+    reason = "rate_limited"
+
+
+class CrmUnavailable(CrmError):
+    """The CRM cannot be reached, timed out, or is overloaded."""
+
+    reason = "unavailable"
+
+
+class CrmSource(Protocol):
+    def get_card(self, entity_type_id: int, entity_id: int) -> Card: ...

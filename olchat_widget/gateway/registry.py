@@ -1,0 +1,62 @@
+"""Which gateway serves a portal: its own WAHA server, the deployment's, or the demo."""
+from __future__ import annotations
+
+from flask import current_app
+
+from ..crypto import secrets_box
+from ..models import GatewayServer, PortalLine, Portal, db
+from .base import Gateway
+
+
+def _split(names: str) -> list[str]:
+    return [n.strip() for n in (names or "").split(",") if n.strip()]
+
+
+def build_gateway(portal: Portal) -> Gateway:
+    """Return the (cached) gateway of ``portal``."""
+    from ..runtime import runtime
+
+    rt = runtime()
+    cfg = current_app.config
+    server = db.session.scalar(db.select(GatewayServer).filter_by(portal_id=portal.id).order_by(GatewayServer.id))
+    if server is not None:
+        lines = db.session.scalars(db.select(PortalLine).filter_by(portal_id=portal.id, server_id=server.id)).all()
+        sessions = tuple(sorted(line.line_id for line in lines))
+        names = {line.line_id: line.name for line in lines}
+        fingerprint = ("own", server.id, server.base_url, server.api_key_enc, sessions, tuple(sorted(names.items())))
+        api_key = secrets_box(current_app).open(server.api_key_enc) if server.api_key_enc else None
+        # A portal that connected a server but chose no sessions has no lines yet.
+        return _cached(rt, portal, fingerprint,
+                       lambda: _waha(rt, server.base_url, api_key, sessions or ("\0none",), names))
+    if cfg["OLCHAT_GATEWAY"] == "waha" and cfg["OLCHAT_WAHA_URL"]:
+        sessions = tuple(_split(cfg["OLCHAT_WAHA_SESSIONS"]))
+        fingerprint = ("deployment", cfg["OLCHAT_WAHA_URL"], sessions)
+        return _cached(rt, portal, fingerprint,
+                       lambda: _waha(rt, cfg["OLCHAT_WAHA_URL"], cfg["OLCHAT_WAHA_API_KEY"] or None, sessions, {}))
+    return rt.demo_gateway
+
+
+def _cached(rt, portal, fingerprint, make) -> Gateway:
+    key = (portal.id, fingerprint)
+    with rt.lock:
+        gateway = rt.gateways.get(key)
+        if gateway is None:
+            # Settings changed: drop the portal's older gateways so their sessions close.
+            for old in [k for k in rt.gateways if k[0] == portal.id]:
+                rt.gateways.pop(old)
+            gateway = rt.gateways[key] = make()
+    return gateway
+
+
+def _waha(rt, base_url: str, api_key: str | None, sessions, names) -> Gateway:
+    from .breaker import BreakerGateway, breaker_for
+    from .waha import WahaGateway
+
+    cfg = current_app.config
+    waha = WahaGateway(base_url, api_key, sessions=list(sessions) or None, names=names,
+                       connect_timeout=cfg["OLCHAT_GATEWAY_CONNECT_TIMEOUT"],
+                       read_timeout=cfg["OLCHAT_GATEWAY_READ_TIMEOUT"])
+    # One breaker per server: when a WAHA is down, every portal on it fails fast.
+    breaker = breaker_for(rt.breakers, base_url, failure_threshold=cfg["OLCHAT_BREAKER_FAILURES"],
+                          cool_down=cfg["OLCHAT_BREAKER_COOL_DOWN"])
+    return BreakerGateway(waha, breaker)

@@ -1,0 +1,179 @@
+"""Interface texts in Russian (the operators' language) and English.
+
+Labels of the product's controls are fixed by PRODUCT.md; tests and people
+find controls by them, so they live in one place.
+"""
+from __future__ import annotations
+
+from flask import g, current_app
+
+TEXTS: dict[str, dict[str, str]] = {
+    # Controls (PRODUCT.md)
+    "show_widget": {"ru": "Отобразить виджет", "en": "Show widget"},
+    "create_chat": {"ru": "Создать чат", "en": "Create chat"},
+    "open_chat": {"ru": "Открыть чат", "en": "Open chat"},
+    "write_chat": {"ru": "Написать в чат", "en": "Write to chat"},
+    "send_message": {"ru": "Отправить сообщение", "en": "Send message"},
+    "open_history": {"ru": "Открыть историю чата", "en": "Open chat history"},
+    "open_app": {"ru": "Открыть приложение", "en": "Open application"},
+    "refresh": {"ru": "Обновить данные виджета", "en": "Refresh widget data"},
+    "older": {"ru": "Показать более ранние", "en": "Show older"},
+    "hide": {"ru": "Скрыть", "en": "Hide"},
+    "cancel": {"ru": "Отмена", "en": "Cancel"},
+    "retry": {"ru": "Повторить", "en": "Try again"},
+    # Widget
+    "title": {"ru": "WhatsApp — статусы и чаты", "en": "WhatsApp — statuses and chats"},
+    "hidden_hint": {
+        "ru": "Номера клиента проверяются в WhatsApp только по нажатию — так меньше риск блокировки линии.",
+        "en": "Client numbers are checked in WhatsApp only on demand, which lowers the risk of a line ban.",
+    },
+    "line": {"ru": "Линия", "en": "Line"},
+    "no_lines": {"ru": "Нет подключённых линий WhatsApp", "en": "No WhatsApp lines connected"},
+    "no_lines_hint": {
+        "ru": "Администратор портала подключает линии на странице настроек приложения.",
+        "en": "The portal administrator connects lines on the app's settings page.",
+    },
+    "line_cannot_send": {"ru": "линия не может отправлять", "en": "this line cannot send"},
+    "phones": {"ru": "Телефоны клиента", "en": "Client phones"},
+    "no_phones": {"ru": "В карточке и связанных контактах нет телефонов", "en": "No phones in this card or its contacts"},
+    "new_card": {"ru": "Сохраните карточку, чтобы увидеть телефоны клиента", "en": "Save the card to see the client's phones"},
+    "more_phones": {"ru": "Показаны первые {n} номеров из {total}", "en": "Showing the first {n} of {total} numbers"},
+    "invalid_phones": {"ru": "Не распознаны как телефон", "en": "Not recognised as phone numbers"},
+    "wa_yes": {"ru": "есть WhatsApp", "en": "has WhatsApp"},
+    "wa_no": {"ru": "нет WhatsApp", "en": "no WhatsApp"},
+    "wa_checking": {"ru": "проверяем…", "en": "checking…"},
+    "wa_unknown": {"ru": "неизвестно", "en": "unknown"},
+    "wa_unknown_gateway": {"ru": "неизвестно (шлюз недоступен)", "en": "unknown (gateway unavailable)"},
+    "wa_unknown_line": {"ru": "неизвестно (линия не подключена)", "en": "unknown (line not connected)"},
+    "wa_unknown_budget": {"ru": "не проверен: лимит проверок", "en": "not checked: check limit reached"},
+    "wa_unknown_restricted": {"ru": "неизвестно (WhatsApp ограничил линию)", "en": "unknown (WhatsApp restricted the line)"},
+    "wa_unknown_noline": {"ru": "неизвестно (нет рабочей линии)", "en": "unknown (no working line)"},
+    "region_unknown": {"ru": "регион неизвестен", "en": "region unknown"},
+    "operator_by_plan": {"ru": "оператор по плану нумерации", "en": "operator per numbering plan"},
+    "time_unknown": {"ru": "время клиента неизвестно", "en": "client time unknown"},
+    "light_green": {"ru": "можно писать и звонить", "en": "fine to write or call"},
+    "light_orange": {"ru": "нежелательное время", "en": "undesirable time"},
+    "light_red": {"ru": "нельзя беспокоить", "en": "do not disturb"},
+    "light_unknown": {"ru": "время неизвестно", "en": "time unknown"},
+    "owner_lead": {"ru": "лид", "en": "lead"},
+    "owner_contact": {"ru": "контакт", "en": "contact"},
+    "owner_company": {"ru": "компания", "en": "company"},
+    "owner_deal": {"ru": "сделка", "en": "deal"},
+    "owner_item": {"ru": "элемент", "en": "item"},
+    "ext": {"ru": "доб.", "en": "ext."},
+    "updated_at": {"ru": "Данные на {time}", "en": "Data as of {time}"},
+    "edit_mode": {"ru": "Вы в режиме редактирования", "en": "You are in edit mode"},
+    # Send form
+    "message_placeholder": {"ru": "Текст сообщения", "en": "Message text"},
+    "sending": {"ru": "Отправляем…", "en": "Sending…"},
+    "sent": {"ru": "Сообщение отправлено", "en": "Message sent"},
+    "send_failed": {"ru": "Сообщение не отправлено", "en": "Message not sent"},
+    "send_unknown": {
+        "ru": "Шлюз не ответил вовремя — сообщение могло уйти. Проверьте историю чата перед повтором.",
+        "en": "The gateway did not answer in time; the message may have gone out. Check the chat history before retrying.",
+    },
+    "empty_message": {"ru": "Введите текст сообщения", "en": "Type a message"},
+    "too_long": {"ru": "Сообщение длиннее {n} символов", "en": "The message is longer than {n} characters"},
+    "red_zone_confirm": {
+        "ru": "У клиента сейчас {time} — нерабочее время. Всё равно отправить?",
+        "en": "It is {time} for the client, outside working hours. Send anyway?",
+    },
+    "send_anyway": {"ru": "Всё равно отправить", "en": "Send anyway"},
+    "ack_PENDING": {"ru": "отправляется", "en": "pending"},
+    "ack_SERVER": {"ru": "отправлено", "en": "sent"},
+    "ack_DEVICE": {"ru": "доставлено", "en": "delivered"},
+    "ack_READ": {"ru": "прочитано", "en": "read"},
+    "ack_PLAYED": {"ru": "прослушано", "en": "played"},
+    "ack_ERROR": {"ru": "ошибка доставки", "en": "delivery error"},
+    "status_sent": {"ru": "отправлено", "en": "sent"},
+    "status_failed": {"ru": "не отправлено", "en": "failed"},
+    "status_unknown": {"ru": "статус неизвестен", "en": "status unknown"},
+    "status_pending": {"ru": "отправляется", "en": "sending"},
+    # History
+    "history": {"ru": "История чата", "en": "Chat history"},
+    "history_empty": {"ru": "В чате пока нет сообщений", "en": "No messages in this chat yet"},
+    "media": {"ru": "[вложение]", "en": "[attachment]"},
+    "you": {"ru": "Вы", "en": "You"},
+    "client": {"ru": "Клиент", "en": "Client"},
+    "chat_view": {"ru": "Чат с клиентом", "en": "Chat with the client"},
+    # Line states
+    "state_WORKING": {"ru": "работает", "en": "working"},
+    "state_SCAN_QR_CODE": {"ru": "нужно отсканировать QR-код", "en": "QR code scan needed"},
+    "state_STARTING": {"ru": "запускается", "en": "starting"},
+    "state_STOPPED": {"ru": "остановлена", "en": "stopped"},
+    "state_FAILED": {"ru": "ошибка подключения", "en": "connection failed"},
+    "state_RESTRICTED": {"ru": "WhatsApp ограничил новые контакты", "en": "WhatsApp restricts new contacts"},
+    # Errors (F15)
+    "err_no_auth_title": {"ru": "Нет данных авторизации от Битрикс24", "en": "No authorisation data from Bitrix24"},
+    "err_no_auth_body": {
+        "ru": "Возможные причины: 1. У сотрудника нет прав на приложение, поэтому виджет не видит авторизацию — "
+              "администратор портала проверяет права на приложение в его настройках. "
+              "2. Проблемы с сервером авторизации Битрикс24 — нужно подождать и обновить виджет позже.",
+        "en": "Possible causes: 1. The employee has no rights to the app, so the widget gets no authorisation — "
+              "the portal administrator checks the app's access rights. "
+              "2. Bitrix24's authorisation server has trouble — wait and refresh the widget later.",
+    },
+    "err_session_title": {"ru": "Сессия виджета истекла", "en": "The widget session expired"},
+    "err_session_body": {"ru": "Обновите виджет — авторизация будет получена заново.",
+                         "en": "Refresh the widget to authorise again."},
+    "err_forbidden_title": {"ru": "Нет доступа", "en": "Access denied"},
+    "err_forbidden_body": {"ru": "У вас нет прав на эту карточку CRM или на приложение. Обратитесь к администратору портала.",
+                           "en": "You have no rights to this CRM card or to the app. Ask the portal administrator."},
+    "err_admin_title": {"ru": "Только для администратора", "en": "Administrators only"},
+    "err_admin_body": {"ru": "Настройки приложения доступны администраторам портала.",
+                       "en": "App settings are available to portal administrators."},
+    "err_not_found_title": {"ru": "Карточка не найдена", "en": "Card not found"},
+    "err_not_found_body": {"ru": "Карточка удалена или ещё не сохранена. Обновите страницу.",
+                           "en": "The card was deleted or is not saved yet. Reload the page."},
+    "err_crm_limit_title": {"ru": "Битрикс24 временно ограничил запросы", "en": "Bitrix24 is limiting requests"},
+    "err_crm_limit_body": {"ru": "Портал превысил лимит запросов к REST API. Подождите несколько секунд и нажмите «Обновить данные виджета».",
+                           "en": "The portal is over its REST request limit. Wait a few seconds and refresh the widget."},
+    "err_crm_unavailable_title": {"ru": "Битрикс24 не отвечает", "en": "Bitrix24 does not answer"},
+    "err_crm_unavailable_body": {"ru": "Не удалось получить данные карточки. Попробуйте обновить виджет через минуту.",
+                                 "en": "Could not load the card. Try refreshing the widget in a minute."},
+    "err_auth_expired_title": {"ru": "Авторизация Битрикс24 истекла", "en": "Bitrix24 authorisation expired"},
+    "err_auth_expired_body": {"ru": "Обновите виджет, чтобы получить новую авторизацию.",
+                              "en": "Refresh the widget to authorise again."},
+    "err_gateway_title": {"ru": "Шлюз WhatsApp недоступен", "en": "The WhatsApp gateway is unavailable"},
+    "err_gateway_body": {"ru": "Статусы номеров и история временно недоступны. Попробуйте позже; если не проходит — сообщите администратору.",
+                         "en": "Number statuses and history are unavailable for now. Try later; if it persists, tell the administrator."},
+    "err_gateway_auth_title": {"ru": "Шлюз WhatsApp отклонил ключ доступа", "en": "The WhatsApp gateway refused the API key"},
+    "err_gateway_auth_body": {"ru": "Администратору нужно проверить ключ API шлюза в настройках приложения.",
+                              "en": "The administrator needs to check the gateway API key in the app settings."},
+    "err_line_title": {"ru": "Линия не подключена", "en": "The line is not connected"},
+    "err_line_body": {"ru": "Линия WhatsApp не работает ({state}). Выберите другую линию или попросите администратора переподключить её.",
+                      "en": "The WhatsApp line is not working ({state}). Pick another line or ask the administrator to reconnect it."},
+    "err_rate_title": {"ru": "WhatsApp ограничил линию", "en": "WhatsApp restricted the line"},
+    "err_rate_body": {"ru": "WhatsApp временно ограничил отправку с этой линии. Подождите или выберите другую линию.",
+                      "en": "WhatsApp temporarily restricts this line. Wait or pick another line."},
+    "err_phone_title": {"ru": "Номер некорректен", "en": "Invalid number"},
+    "err_phone_body": {"ru": "Этот номер нельзя использовать для WhatsApp. Исправьте его в карточке.",
+                       "en": "This number cannot be used for WhatsApp. Correct it in the card."},
+    "err_no_whatsapp_title": {"ru": "У номера нет WhatsApp", "en": "This number has no WhatsApp"},
+    "err_no_whatsapp_body": {"ru": "Написать можно только на номер с WhatsApp.", "en": "You can only write to a number with WhatsApp."},
+    "err_bad_request_title": {"ru": "Некорректный запрос", "en": "Bad request"},
+    "err_bad_request_body": {"ru": "Обновите виджет и попробуйте ещё раз.", "en": "Refresh the widget and try again."},
+    "err_internal_title": {"ru": "Что-то пошло не так", "en": "Something went wrong"},
+    "err_internal_body": {"ru": "Мы уже знаем об ошибке. Обновите виджет; если повторяется — сообщите администратору.",
+                          "en": "The error was logged. Refresh the widget; if it repeats, tell the administrator."},
+    "err_busy_title": {"ru": "Сообщение уже отправляется", "en": "The message is already being sent"},
+    "err_busy_body": {"ru": "Дождитесь результата первой отправки.", "en": "Wait for the first send to finish."},
+    "err_chat_not_found_title": {"ru": "Чат не найден", "en": "Chat not found"},
+    "err_chat_not_found_body": {"ru": "Чата с этим номером на выбранной линии нет. Создайте его кнопкой «Создать чат».",
+                                "en": "There is no chat with this number on this line. Create it with «Create chat»."},
+    "what_to_do": {"ru": "Что делать", "en": "What to do"},
+}
+
+
+def locale() -> str:
+    loc = getattr(g, "locale", None) or current_app.config.get("OLCHAT_LOCALE", "ru")
+    return loc if loc in ("ru", "en") else "ru"
+
+
+def t(key: str, **kw) -> str:
+    """Return the text for ``key`` in the request's locale, formatted with ``kw``."""
+    entry = TEXTS.get(key)
+    if entry is None:
+        return key
+    text = entry.get(locale()) or entry["ru"]
+    return text.format(**kw) if kw else text

@@ -1,0 +1,171 @@
+"""Database models. Every row that belongs to a customer carries its portal."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, Index
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> datetime:
+    # Naive UTC: SQLite drops tz info, and mixing aware and naive values breaks comparisons.
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Portal(db.Model):
+    """A Bitrix24 portal that installed the app (or the embedded demo portal)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), unique=True)
+    domain: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16), default="bitrix")  # 'bitrix' | 'demo'
+    access_token: Mapped[str | None] = mapped_column(Text)  # app-context token, 1 h
+    access_expires_at: Mapped[datetime | None]
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)  # encrypted at rest
+    application_token: Mapped[str | None] = mapped_column(String(255))
+    client_endpoint: Mapped[str | None] = mapped_column(String(255))
+    locale: Mapped[str] = mapped_column(String(8), default="ru")
+    installed: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def origin(self) -> str:
+        """The portal's web origin, for frame-ancestors."""
+        return f"https://{self.domain}"
+
+
+class Settings(db.Model):
+    """Portal settings an admin changes on the settings page."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"), unique=True)
+    always_show: Mapped[bool] = mapped_column(default=False)  # F13: skip «Отобразить виджет»
+    max_phones: Mapped[int | None]  # None: the deployment's OLCHAT_MAX_PHONES
+    default_region: Mapped[str | None] = mapped_column(String(2))
+    check_budget: Mapped[int | None]  # checks per line per day; None: OLCHAT_CHECK_BUDGET
+    # Traffic light thresholds (F4), "HH:MM".
+    orange_start: Mapped[str] = mapped_column(String(5), default="08:00")
+    green_start: Mapped[str] = mapped_column(String(5), default="09:00")
+    green_end: Mapped[str] = mapped_column(String(5), default="20:00")
+    orange_end: Mapped[str] = mapped_column(String(5), default="22:00")
+
+
+class GatewayServer(db.Model):
+    """A WhatsApp gateway (WAHA) a portal's admin connected."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="waha")
+    base_url: Mapped[str] = mapped_column(String(500))
+    api_key_enc: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PortalLine(db.Model):
+    """A gateway session the admin chose as one of the portal's lines."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "line_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"), index=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("gateway_server.id", ondelete="CASCADE"))
+    line_id: Mapped[str] = mapped_column(String(128))  # gateway session name
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class UserPreference(db.Model):
+    """What one operator chose: the default line (F6)."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(64))
+    line_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class NumberCheck(db.Model):
+    """The remembered answer to "does this number have WhatsApp" (B1).
+
+    Shared by every worker and kept across restarts, so a number is asked of
+    WhatsApp once per freshness window, not once per process.
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "phone"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    exists: Mapped[bool]
+    chat_id: Mapped[str | None] = mapped_column(String(128))
+    line_id: Mapped[str | None] = mapped_column(String(128))  # the line that asked
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class CheckClaim(db.Model):
+    """A check in flight: the unique row makes other workers wait instead of asking too."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "phone"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(20))
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LineDay(db.Model):
+    """Checks and sends of one line on one day (UTC): the budget and the admin's ratio."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "line_id", "day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    line_id: Mapped[str] = mapped_column(String(128))
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Chat(db.Model):
+    """A chat the widget created or found, so «Открыть чат» needs no lookup next time."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "line_id", "phone"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    line_id: Mapped[str] = mapped_column(String(128))
+    phone: Mapped[str] = mapped_column(String(20))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    b24_chat_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutgoingMessage(db.Model):
+    """The outbox: one row per send, keyed by the form's idempotency key.
+
+    The row is written before the gateway is called, so a double click, a retry
+    or a second worker finds it and never sends twice.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("portal_id", "idempotency_key"),
+        Index("ix_outgoing_chat", "portal_id", "line_id", "chat_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    line_id: Mapped[str] = mapped_column(String(128))
+    phone: Mapped[str] = mapped_column(String(20))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))  # pre-generated gateway id
+    # pending -> sent | failed | unknown (timed out: reconciled by looking the id up)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
