@@ -113,6 +113,17 @@ TEXTS: dict[str, dict[str, str]] = {
               "the portal administrator checks the app's access rights. "
               "2. Bitrix24's authorisation server has trouble — wait and refresh the widget later.",
     },
+    "err_no_auth_cause1": {
+        "ru": "У сотрудника нет прав на приложение, поэтому виджет не видит авторизацию. "
+              "Администратор портала проверяет права на приложение в его настройках.",
+        "en": "The employee has no rights to the app, so the widget gets no authorisation. "
+              "The portal administrator checks the app's access rights.",
+    },
+    "err_no_auth_cause2": {
+        "ru": "Проблемы с сервером авторизации Битрикс24. Нужно подождать решения от Битрикс24 и обновить виджет позже.",
+        "en": "Bitrix24's authorisation server has trouble. Wait for Bitrix24 to fix it and refresh the widget later.",
+    },
+    "possible_causes": {"ru": "Возможные причины:", "en": "Possible causes:"},
     "err_session_title": {"ru": "Сессия виджета истекла", "en": "The widget session expired"},
     "err_session_body": {"ru": "Обновите виджет — авторизация будет получена заново.",
                          "en": "Refresh the widget to authorise again."},

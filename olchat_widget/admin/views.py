@@ -1,0 +1,137 @@
+"""The standalone debug page, demo tokens, and the admin-only settings page."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, abort, current_app, g, request
+
+from ..auth import WidgetUser, admin_required, issue_token
+from ..crm.base import ENTITY_NAMES
+from ..i18n import t
+from ..models import LineDay, Portal, db, utcnow
+from ..phones.numbering import plan_for_app
+from ..runtime import runtime
+from ..web import fragment, page
+from ..widget import service
+
+bp = Blueprint("admin", __name__)
+
+DEMO_USERS = {
+    "admin": WidgetUser("1", "Демо-администратор", True),
+    "operator": WidgetUser("2", "Демо-оператор", False),
+}
+TYPE_TITLES = {1: ("Лид", "Lead"), 2: ("Сделка", "Deal"), 3: ("Контакт", "Contact"), 4: ("Компания", "Company"),
+               7: ("Предложение", "Quote"), 31: ("Счёт", "Invoice")}
+
+
+def _debug_enabled() -> None:
+    if not current_app.config["OLCHAT_DEBUG_PAGE"]:
+        abort(404)
+
+
+def demo_portal() -> Portal:
+    """Return the embedded demo portal's row, creating it on first use."""
+    rt = runtime()
+    portal = db.session.scalar(db.select(Portal).filter_by(member_id=rt.demo_member_id))
+    if portal is None:
+        portal = Portal(member_id=rt.demo_member_id, domain=str(rt.demo_data["portal"].get("domain", "demo")),
+                        kind="demo", installed=True)
+        db.session.add(portal)
+        db.session.commit()
+    return portal
+
+
+@bp.get("/")
+def debug_page():
+    """List the demo portal's cards; each opens the real widget in a card-width frame."""
+    _debug_enabled()
+    locale = request.args.get("lang", current_app.config["OLCHAT_LOCALE"])
+    g.locale = locale
+    cards = []
+    for entity_type, entity_id, title in runtime().demo_crm.list_cards():
+        kind = TYPE_TITLES.get(entity_type, ("Смарт-процесс", "Smart process"))[0 if locale == "ru" else 1]
+        cards.append({"type": entity_type, "id": entity_id, "title": title, "kind": kind,
+                      "code": ENTITY_NAMES.get(entity_type, f"dynamic_{entity_type}")})
+    return page("admin/debug.html", cards=cards, locale=locale, portal=runtime().demo_data["portal"])
+
+
+@bp.post("/debug/token")
+def debug_token():
+    """Issue a widget token for the demo portal (the debug page's stand-in for BX24.getAuth)."""
+    _debug_enabled()
+    data = request.get_json(silent=True) or {}
+    user = DEMO_USERS.get(str(data.get("user") or "admin"), DEMO_USERS["admin"])
+    locale = data.get("lang") if data.get("lang") in ("ru", "en") else current_app.config["OLCHAT_LOCALE"]
+    token = issue_token(demo_portal(), user, locale=locale)
+    return {"token": token, "expires_in": current_app.config["OLCHAT_TOKEN_TTL"], "user": user.name}
+
+
+# ---------------------------------------------------------------- settings (admin only)
+
+
+@bp.get("/admin/settings")
+def settings_shell():
+    """The settings page's frame (debug entry); its form loads with the admin's token."""
+    _debug_enabled()
+    return page("widget/shell.html", mode="debug", view="settings", entity_type=0, entity_id=0,
+                placement_mode="view", member_id=runtime().demo_member_id,
+                locale=request.args.get("lang", current_app.config["OLCHAT_LOCALE"]))
+
+
+@bp.get("/admin/settings/form")
+@admin_required
+def settings_form():
+    return _settings_form()
+
+
+@bp.post("/admin/settings/form")
+@admin_required
+def save_settings():
+    settings = service.settings_of(g.portal)
+    form = request.form
+    errors = []
+    settings.always_show = form.get("always_show") == "1"
+    for name in ("orange_start", "green_start", "green_end", "orange_end"):
+        value = form.get(name, "")
+        if len(value) == 5 and value[2] == ":" and value.replace(":", "").isdigit() \
+                and int(value[:2]) < 24 and int(value[3:]) < 60:
+            setattr(settings, name, value)
+        else:
+            errors.append(name)
+    if not (settings.orange_start <= settings.green_start <= settings.green_end <= settings.orange_end):
+        errors.append("order")
+    for name, low, high in (("max_phones", 1, 50), ("check_budget", 0, 10_000)):
+        raw = form.get(name, "").strip()
+        if raw == "":
+            setattr(settings, name, None)
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            errors.append(name)
+            continue
+        if low <= value <= high:
+            setattr(settings, name, value)
+        else:
+            errors.append(name)
+    region = form.get("default_region", "").strip().upper()
+    if region and (len(region) != 2 or not region.isalpha()):
+        errors.append("default_region")
+    else:
+        settings.default_region = region or None
+    if errors:
+        db.session.rollback()
+        return _settings_form(errors=errors, status=422)
+    db.session.commit()
+    return _settings_form(saved=True)
+
+
+def _settings_form(*, errors=(), saved=False, status=200):
+    settings = service.settings_of(g.portal)
+    since = (utcnow() - timedelta(days=6)).strftime("%Y-%m-%d")
+    days = db.session.scalars(db.select(LineDay).filter(LineDay.portal_id == g.portal.id, LineDay.day >= since)
+                              .order_by(LineDay.day.desc(), LineDay.line_id)).all()
+    plan = plan_for_app(current_app)
+    return fragment("admin/_settings_form.html", status, settings=settings, errors=set(errors), saved=saved,
+                    days=days, plan=plan, budget=service.budget_of(settings),
+                    default_max=current_app.config["OLCHAT_MAX_PHONES"])

@@ -1,0 +1,71 @@
+"""Jinja filters and globals: how numbers, owners and times read on screen."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+
+import phonenumbers
+
+from .i18n import t
+
+# Operators in Russia read times in Moscow time unless told otherwise.
+MSK = timezone(timedelta(hours=3))
+
+
+@lru_cache(maxsize=20_000)
+def phone_display(e164: str) -> str:
+    """Format an E.164 number the way people read it: +7 916 123-45-67."""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164, None),
+                                          phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
+def owner_label(owner) -> str:
+    return f"{t('owner_' + owner.kind)}: {owner.name}" if owner.name else t("owner_" + owner.kind)
+
+
+def message_time(timestamp: int) -> str:
+    try:
+        return datetime.fromtimestamp(int(timestamp), MSK).strftime("%d.%m.%Y %H:%M")
+    except (ValueError, OverflowError, OSError):
+        return ""
+
+
+def iso_time(timestamp: int) -> str:
+    try:
+        return datetime.fromtimestamp(int(timestamp), timezone.utc).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return ""
+
+
+def digits(e164: str) -> str:
+    return "".join(ch for ch in e164 if ch.isdigit())
+
+
+def line_state(status: str) -> str:
+    """The line state in words; an unknown state (newer gateway) shows as the gateway says it."""
+    text = t("state_" + status)
+    return status if text == "state_" + status else text
+
+
+def error_text(reason: str, part: str) -> str:
+    """Title or body of the error ``reason`` (see errors.ERRORS)."""
+    from .errors import ERRORS
+
+    return t(ERRORS.get(reason, ERRORS["internal"])[1] + "_" + part, state="")
+
+
+def tr(ru: str, en: str) -> str:
+    """Pick the Russian or English text inline (admin pages' one-off sentences)."""
+    from .i18n import locale
+
+    return en if locale() == "en" else ru
+
+
+def register_templating(app) -> None:
+    app.jinja_env.filters.update(phone_display=phone_display, owner_label=owner_label,
+                                 message_time=message_time, iso_time=iso_time, digits=digits)
+    app.jinja_env.globals.update(t=t, tr=tr, line_state=line_state, error_text=error_text)
+    app.jinja_env.globals["MSK"] = MSK

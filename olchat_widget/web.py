@@ -1,0 +1,64 @@
+"""Small helpers every blueprint uses: page vs fragment, card parameters, security headers."""
+from __future__ import annotations
+
+import json
+
+from flask import Response, abort, current_app, g, make_response, render_template, request
+
+from .crm.base import entity_type_from_code
+from .i18n import t
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def fragment(template: str, status: int = 200, trigger: dict | None = None, **context) -> Response:
+    """Render an htmx fragment; ``trigger`` becomes an HX-Trigger header (events for widget.js)."""
+    response = make_response(render_template(template, t=t, **context), status)
+    if trigger:
+        response.headers["HX-Trigger"] = json.dumps(trigger, ensure_ascii=True)
+    return response
+
+
+def page(template: str, status: int = 200, **context) -> Response:
+    return make_response(render_template(template, t=t, **context), status)
+
+
+def card_args() -> tuple[int, int]:
+    """Return (entity type id, entity id) from the request; 400 when they are not numbers."""
+    source = request.values
+    entity_type = entity_type_from_code(source.get("entity_type", ""))
+    try:
+        entity_id = int(source.get("entity_id", ""))
+    except ValueError:
+        entity_id = -1
+    if entity_type is None or entity_type <= 0 or entity_id < 0:
+        abort(400)
+    return entity_type, entity_id
+
+
+def frame_ancestors() -> str:
+    """The origins allowed to frame our pages: the portal's own, or only ourselves."""
+    portal = getattr(g, "frame_portal", None) or getattr(g, "portal", None)
+    if portal is not None and portal.kind != "demo":
+        return f"'self' {portal.origin}"
+    return "'self'"
+
+
+def add_security_headers(response: Response) -> Response:
+    # frame-ancestors replaces X-Frame-Options, which cannot name a portal's origin.
+    response.headers.pop("X-Frame-Options", None)
+    response.headers["Content-Security-Policy"] = (
+        f"frame-ancestors {frame_ancestors()}; object-src 'none'; base-uri 'self'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.vary.add("HX-Request")
+    if request.path.startswith(("/widget", "/app", "/admin", "/b24", "/auth", "/debug/token")):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def static_version() -> str:
+    return current_app.config.get("OLCHAT_STATIC_VERSION", "1")

@@ -1,0 +1,231 @@
+"""The widget's work, free of HTTP: a card's phones, lines, chats.
+
+The path of a widget load reads top to bottom here: card (cached per portal +
+entity) → normalise, de-duplicate, cap → describe each number (pure, in
+memory). WhatsApp presence is the guard's job; views only glue these together.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time as dtime, timezone
+
+from flask import current_app
+
+from ..crm.base import Card, Owner
+from ..gateway.base import ChatRef, GatewayError, Line, WORKING
+from ..models import Chat, Portal, Settings, UserPreference, db, utcnow
+from ..phones import ClientTime, PhoneInfo, Thresholds, client_time, describe, parse_phone_field
+from ..phones.numbering import plan_for_app
+from ..runtime import crm_for, gateway_for, runtime
+
+
+# ---------------------------------------------------------------- settings
+
+
+def settings_of(portal: Portal) -> Settings:
+    """Return the portal's settings row, creating the defaults on first use."""
+    settings = db.session.scalar(db.select(Settings).filter_by(portal_id=portal.id))
+    if settings is None:
+        settings = Settings(portal_id=portal.id)
+        db.session.add(settings)
+        db.session.commit()
+    return settings
+
+
+def _hhmm(value: str, default: dtime) -> dtime:
+    try:
+        hours, minutes = value.split(":")
+        return dtime(int(hours), int(minutes))
+    except (ValueError, AttributeError):
+        return default
+
+
+def thresholds_of(settings: Settings) -> Thresholds:
+    base = Thresholds()
+    return Thresholds(
+        orange_start=_hhmm(settings.orange_start, base.orange_start),
+        green_start=_hhmm(settings.green_start, base.green_start),
+        green_end=_hhmm(settings.green_end, base.green_end),
+        orange_end=_hhmm(settings.orange_end, base.orange_end),
+    )
+
+
+def max_phones_of(settings: Settings) -> int:
+    return settings.max_phones or current_app.config["OLCHAT_MAX_PHONES"]
+
+
+def budget_of(settings: Settings) -> int:
+    return settings.check_budget if settings.check_budget is not None else current_app.config["OLCHAT_CHECK_BUDGET"]
+
+
+def region_of(settings: Settings) -> str:
+    return settings.default_region or current_app.config["OLCHAT_DEFAULT_REGION"]
+
+
+# ---------------------------------------------------------------- phones of a card
+
+
+@dataclass
+class PhoneRow:
+    e164: str
+    extension: str | None
+    owners: list[Owner]
+    info: PhoneInfo
+    time: ClientTime
+
+
+@dataclass
+class InvalidPhone:
+    raw: str
+    owner: Owner
+    reason: str
+
+
+@dataclass
+class PhoneList:
+    card: Card
+    rows: list[PhoneRow]
+    invalid: list[InvalidPhone]
+    total: int  # distinct valid numbers before the cap
+    fetched_at: datetime
+    capped: bool = field(init=False)
+
+    def __post_init__(self):
+        self.capped = self.total > len(self.rows)
+
+    def row(self, e164: str) -> PhoneRow | None:
+        return next((r for r in self.rows if r.e164 == e164), None)
+
+
+def load_card(portal: Portal, entity_type_id: int, entity_id: int, *, fresh: bool = False) -> tuple[Card, datetime]:
+    """Return the card and when it was fetched; the CRM is asked at most once per freshness window."""
+    cards = runtime().cards
+    key = (portal.id, entity_type_id, entity_id)
+    if not fresh:
+        hit = cards.get(key)
+        if hit is not None:
+            return hit
+    card = crm_for(portal).get_card(entity_type_id, entity_id)
+    entry = (card, utcnow())
+    cards.set(key, entry)
+    return entry
+
+
+def phone_list(portal: Portal, settings: Settings, card: Card, fetched_at: datetime, *, locale: str,
+               now: datetime | None = None) -> PhoneList:
+    """Normalise, de-duplicate, cap and describe the card's phones."""
+    now = now or datetime.now(timezone.utc)
+    region = region_of(settings)
+    limit = max_phones_of(settings)
+    plan = plan_for_app(current_app)
+    thresholds = thresholds_of(settings)
+    by_number: dict[str, PhoneRow] = {}
+    order: list[str] = []
+    invalid: list[InvalidPhone] = []
+    for raw in card.phones:
+        for entry in parse_phone_field(raw.value, region):
+            if entry.e164 is None:
+                invalid.append(InvalidPhone(entry.raw, raw.owner, entry.error or "invalid"))
+                continue
+            row = by_number.get(entry.e164)
+            if row is not None:
+                if raw.owner not in row.owners:
+                    row.owners.append(raw.owner)
+                continue
+            order.append(entry.e164)
+            # Described below, and only for the rows that make the cap.
+            by_number[entry.e164] = PhoneRow(entry.e164, entry.extension, [raw.owner], None, None)  # type: ignore[arg-type]
+    shown = order[:limit]
+    for e164 in shown:
+        row = by_number[e164]
+        row.info = describe(e164, locale, plan)
+        row.time = client_time(row.info.zones, now, thresholds)
+    return PhoneList(card, [by_number[n] for n in shown], invalid, len(order), fetched_at)
+
+
+# ---------------------------------------------------------------- lines
+
+
+@dataclass
+class LineChoice:
+    lines: list[Line]
+    chosen: Line | None
+    error: GatewayError | None = None
+
+
+def portal_lines(portal: Portal, *, fresh: bool = False) -> list[Line]:
+    """Return the portal's lines (cached briefly: line health changes)."""
+    cache = runtime().lines
+    if not fresh:
+        hit = cache.get(portal.id)
+        if hit is not None:
+            return hit
+    lines = gateway_for(portal).list_lines()
+    cache.set(portal.id, lines)
+    return lines
+
+
+def choose_line(portal: Portal, user_id: str, requested: str | None, *, fresh: bool = False) -> LineChoice:
+    """Pick the line: the one asked for, else the user's default, else the first working one."""
+    try:
+        lines = portal_lines(portal, fresh=fresh)
+    except GatewayError as exc:
+        return LineChoice([], None, exc)
+    by_id = {line.id: line for line in lines}
+    if requested and requested in by_id:
+        return LineChoice(lines, by_id[requested])
+    preferred = db.session.scalar(
+        db.select(UserPreference.line_id).filter_by(portal_id=portal.id, user_id=user_id))
+    if preferred in by_id:
+        return LineChoice(lines, by_id[preferred])
+    working = [line for line in lines if line.status == WORKING]
+    return LineChoice(lines, (working or lines or [None])[0])
+
+
+def remember_line(portal: Portal, user_id: str, line_id: str) -> None:
+    pref = db.session.scalar(db.select(UserPreference).filter_by(portal_id=portal.id, user_id=user_id))
+    if pref is None:
+        pref = UserPreference(portal_id=portal.id, user_id=user_id)
+        db.session.add(pref)
+    pref.line_id = line_id
+    db.session.commit()
+
+
+# ---------------------------------------------------------------- chats
+
+
+def find_chat(portal: Portal, line_id: str, phone: str, chat_id: str) -> ChatRef | None:
+    """Return the chat with ``phone`` on the line, if one exists (also when started elsewhere)."""
+    own = db.session.scalar(db.select(Chat).filter_by(portal_id=portal.id, line_id=line_id, phone=phone))
+    if own is not None:
+        return ChatRef(own.chat_id)
+    cache = runtime().chats
+    key = (portal.id, line_id, chat_id)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit or None  # False caches "no chat"
+    try:
+        ref = gateway_for(portal).find_chat(line_id, chat_id)
+    except GatewayError:
+        return None  # unknown: «Создать чат» opens the chat anyway if it exists
+    cache.set(key, ref or False)
+    return ref
+
+
+def create_chat(portal: Portal, line_id: str, phone: str, chat_id: str) -> Chat:
+    """Record the chat as started from the widget; WhatsApp creates it with the first message."""
+    chat = db.session.scalar(db.select(Chat).filter_by(portal_id=portal.id, line_id=line_id, phone=phone))
+    if chat is None:
+        chat = Chat(portal_id=portal.id, line_id=line_id, phone=phone, chat_id=chat_id)
+        db.session.add(chat)
+        db.session.commit()
+    runtime().chats.set((portal.id, line_id, chat_id), ChatRef(chat_id))
+    return chat
+
+
+def forget_card(portal: Portal, entity_type_id: int, entity_id: int) -> None:
+    """Drop everything cached for the card and the portal's lines and chats («Обновить данные виджета»)."""
+    rt = runtime()
+    rt.cards.pop((portal.id, entity_type_id, entity_id))
+    rt.lines.pop(portal.id)
+    rt.chats.pop_where(lambda key: key[0] == portal.id)

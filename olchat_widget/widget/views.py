@@ -1,0 +1,345 @@
+"""The widget blueprint: the shell page and its fragments.
+
+Every block (start, lines, phones, one phone row, history, send form) has its
+own URL and refreshes on its own. Views read the request, call the service
+functions and render; nothing else.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from flask import Blueprint, abort, current_app, g, request
+
+from ..auth import widget_required
+from ..crm.base import CrmError
+from ..errors import crm_reason, error_response, gateway_reason
+from ..gateway.base import GatewayError
+from ..gateway.guard import CHECKING, UNKNOWN, YES, Status
+from ..gateway.outbox import FAILED, SENT, UNKNOWN as SEND_UNKNOWN, send_once
+from ..i18n import t
+from ..runtime import gateway_for, runtime
+from ..web import card_args, fragment, page
+from . import service
+
+bp = Blueprint("widget", __name__)
+
+MAX_TEXT = 4096  # WhatsApp's limit for one text message
+
+
+# ---------------------------------------------------------------- shell
+
+
+@bp.get("/widget")
+def shell():
+    """Render the widget's frame page for a demo card (the debug page opens it)."""
+    entity_type, entity_id = card_args()
+    return page("widget/shell.html", mode="debug", view="widget", entity_type=entity_type, entity_id=entity_id,
+                placement_mode=request.args.get("mode", "view"), member_id=runtime().demo_member_id,
+                locale=request.args.get("lang", current_app.config["OLCHAT_LOCALE"]))
+
+
+@bp.get("/widget/start")
+@widget_required
+def start():
+    """Show «Отобразить виджет», or the whole widget where the portal always shows it (F13)."""
+    entity_type, entity_id = card_args()
+    settings = service.settings_of(g.portal)
+    if settings.always_show or request.args.get("show") == "1":
+        return _body(entity_type, entity_id)
+    return fragment("widget/_hidden.html", entity_type=entity_type, entity_id=entity_id)
+
+
+@bp.get("/widget/body")
+@widget_required
+def body():
+    entity_type, entity_id = card_args()
+    return _body(entity_type, entity_id)
+
+
+@bp.post("/widget/refresh")
+@widget_required
+def refresh():
+    """Forget the card's cached data and re-check its numbers («Обновить данные виджета»)."""
+    entity_type, entity_id = card_args()
+    service.forget_card(g.portal, entity_type, entity_id)
+    try:
+        card, fetched_at = service.load_card(g.portal, entity_type, entity_id, fresh=True)
+    except CrmError as exc:
+        return error_response(crm_reason(exc), retry=False)
+    phones = service.phone_list(g.portal, service.settings_of(g.portal), card, fetched_at, locale=g.locale)
+    runtime().guard.forget(g.portal.id, [row.e164 for row in phones.rows])
+    trigger = {"olchat-set-value": {"value": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
+    return _body(entity_type, entity_id, trigger=trigger)
+
+
+def _body(entity_type: int, entity_id: int, trigger: dict | None = None):
+    phones = _phones_context(entity_type, entity_id)
+    if not isinstance(phones, dict):
+        return phones  # an error fragment
+    return fragment("widget/_body.html", trigger=trigger, entity_type=entity_type, entity_id=entity_id,
+                    placement_mode=request.values.get("mode", "view"), **phones)
+
+
+# ---------------------------------------------------------------- lines (F6, B4)
+
+
+@bp.get("/widget/lines")
+@widget_required
+def lines():
+    entity_type, entity_id = card_args()
+    choice = service.choose_line(g.portal, g.user.id, request.args.get("line"))
+    return fragment("widget/_lines.html", choice=choice, entity_type=entity_type, entity_id=entity_id,
+                    error_reason=gateway_reason(choice.error) if choice.error else None)
+
+
+@bp.post("/widget/lines")
+@widget_required
+def choose_line():
+    """Remember the user's line and tell the phones block to follow it."""
+    entity_type, entity_id = card_args()
+    choice = service.choose_line(g.portal, g.user.id, request.form.get("line"))
+    if choice.chosen is not None and choice.chosen.id == request.form.get("line"):
+        service.remember_line(g.portal, g.user.id, choice.chosen.id)
+    return fragment("widget/_lines.html", trigger={"olchat-line-changed": {}}, choice=choice,
+                    entity_type=entity_type, entity_id=entity_id,
+                    error_reason=gateway_reason(choice.error) if choice.error else None)
+
+
+# ---------------------------------------------------------------- phones (F1–F4, F7–F9)
+
+
+@bp.get("/widget/phones")
+@widget_required
+def phones():
+    """The card's phones at once; statuses nobody knows yet load row by row."""
+    entity_type, entity_id = card_args()
+    context = _phones_context(entity_type, entity_id)
+    if not isinstance(context, dict):
+        return context
+    return fragment("widget/_phones.html", entity_type=entity_type, entity_id=entity_id, **context)
+
+
+def _phones_context(entity_type: int, entity_id: int):
+    try:
+        card, fetched_at = service.load_card(g.portal, entity_type, entity_id)
+    except CrmError as exc:
+        return error_response(crm_reason(exc))
+    settings = service.settings_of(g.portal)
+    phone_list = service.phone_list(g.portal, settings, card, fetched_at, locale=g.locale)
+    # Only what is already remembered: the first paint never waits for the gateway.
+    known = runtime().guard.known(g.portal.id, [row.e164 for row in phone_list.rows])
+    choice = _cached_line_choice()
+    rows = [_row_context(row, known.get(row.e164), choice) for row in phone_list.rows]
+    return {"phone_list": phone_list, "rows": rows, "line": choice}
+
+
+def _cached_line_choice():
+    """The chosen line when lines are already known; None rather than waiting for the gateway."""
+    if runtime().lines.get(g.portal.id) is None:
+        return None
+    choice = service.choose_line(g.portal, g.user.id, request.values.get("line"))
+    return choice.chosen
+
+
+def _row_context(row, status: Status | None, line) -> dict:
+    chat = None
+    if status is not None and status.state == YES and line is not None and status.chat_id:
+        chat = _known_chat(line.id, row.e164, status.chat_id)
+    return {"row": row, "status": status, "line": line, "chat": chat}
+
+
+def _known_chat(line_id: str, phone: str, chat_id: str):
+    """A chat lookup that never calls the gateway (first paint); None when unknown."""
+    hit = runtime().chats.get((g.portal.id, line_id, chat_id))
+    if hit is None:
+        return "unknown"
+    return hit or None
+
+
+@bp.get("/widget/phone")
+@widget_required
+def phone_row():
+    """One phone row with its WhatsApp status, checked through the guard if nobody knows it yet."""
+    entity_type, entity_id = card_args()
+    row = _card_row(entity_type, entity_id)
+    choice = service.choose_line(g.portal, g.user.id, request.args.get("line"))
+    line = choice.chosen
+    status = Status(UNKNOWN, reason="gateway") if choice.error is not None else _presence(row.e164, line)
+    chat = None
+    if status.state == YES and line is not None and line.can_send and status.chat_id:
+        chat = service.find_chat(g.portal, line.id, row.e164, status.chat_id)
+    return fragment("widget/_phone_row.html", entity_type=entity_type, entity_id=entity_id,
+                    row=row, status=status, line=line, chat=chat)
+
+
+def _card_row(entity_type: int, entity_id: int):
+    """The row of ``phone`` on this card; 404 for a number that is not the card's.
+
+    Checks, chats and sends are only ever made for numbers of a card the user
+    opened: the widget is not a way to probe arbitrary numbers.
+    """
+    phone = request.values.get("phone", "")
+    card, fetched_at = service.load_card(g.portal, entity_type, entity_id)
+    phone_list = service.phone_list(g.portal, service.settings_of(g.portal), card, fetched_at, locale=g.locale)
+    row = phone_list.row(phone)
+    if row is None:
+        abort(404)
+    return row
+
+
+def _whatsapp_target(entity_type: int, entity_id: int):
+    """Resolve (row, line, chat id) for an action on a number with WhatsApp, or an error response."""
+    row = _card_row(entity_type, entity_id)
+    choice = service.choose_line(g.portal, g.user.id, request.values.get("line"))
+    if choice.error is not None:
+        return error_response(gateway_reason(choice.error), retry=False, state="")
+    line = choice.chosen
+    if line is None:
+        return error_response("line", retry=False, state=t("no_lines"))
+    status = _presence(row.e164, line)
+    if status.state in (UNKNOWN, CHECKING):
+        return error_response("gateway", retry=False)
+    if status.state != YES or not status.chat_id:
+        return _no_whatsapp()
+    return row, line, status.chat_id
+
+
+def _presence(phone: str, line) -> Status:
+    settings = service.settings_of(g.portal)
+    return runtime().guard.presence(
+        g.portal.id, phone, line_id=line.id if line is not None and line.can_send else None,
+        gateway=gateway_for(g.portal), budget=service.budget_of(settings))
+
+
+def _no_whatsapp():
+    return fragment("errors/_fragment.html", 409, title=t("err_no_whatsapp_title"),
+                    body=t("err_no_whatsapp_body"), reason="no_whatsapp", retry_url=None)
+
+
+@bp.post("/widget/chat")
+@widget_required
+def create_chat():
+    """«Создать чат»: start the chat on the chosen line and open it."""
+    entity_type, entity_id = card_args()
+    target = _whatsapp_target(entity_type, entity_id)
+    if not isinstance(target, tuple):
+        return target
+    row, line, chat_id = target
+    if not line.can_send:
+        return error_response("line", retry=False, state=t("state_" + line.status))
+    service.create_chat(g.portal, line.id, row.e164, chat_id)
+    open_event = {"line": line.id, "phone": row.e164, "entity_type": entity_type, "entity_id": entity_id}
+    return fragment("widget/_phone_row.html", trigger={"olchat-open-chat": open_event},
+                    entity_type=entity_type, entity_id=entity_id, row=row,
+                    status=Status(YES, chat_id), line=line, chat=True)
+
+
+# ---------------------------------------------------------------- send (F10, B6)
+
+
+@bp.get("/widget/compose")
+@widget_required
+def compose():
+    entity_type, entity_id = card_args()
+    target = _whatsapp_target(entity_type, entity_id)
+    if not isinstance(target, tuple):
+        return target
+    row, line, _ = target
+    return fragment("widget/_compose.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
+                    key=uuid.uuid4().hex, text="", notice=None)
+
+
+@bp.post("/widget/send")
+@widget_required
+def send():
+    """«Отправить сообщение»: send once per form key; on failure keep the text and say why."""
+    entity_type, entity_id = card_args()
+    text = request.form.get("text", "")
+    key = request.form.get("key", "")
+    if not key or len(key) > 64:
+        abort(400)
+    target = _whatsapp_target(entity_type, entity_id)
+    if not isinstance(target, tuple):
+        return target
+
+    row, line, chat_id = target
+
+    def form(notice, *, new_key=False, keep_text=True, confirm=False, status=200, trigger=None):
+        return fragment("widget/_compose.html", status, trigger=trigger, entity_type=entity_type,
+                        entity_id=entity_id, row=row, line=line, key=uuid.uuid4().hex if new_key else key,
+                        text=text if keep_text else "", notice=notice, confirm=confirm)
+
+    if not text.strip():
+        return form({"kind": "error", "text": t("empty_message")})
+    if len(text) > MAX_TEXT:
+        return form({"kind": "error", "text": t("too_long", n=MAX_TEXT)})
+    if not line.can_send:
+        return form({"kind": "error", "text": t("err_line_body", state=t("state_" + line.status))})
+    if row.time.light == "red" and request.form.get("confirm") != "1":
+        return form({"kind": "warning", "text": t("red_zone_confirm", time=row.time.text)}, confirm=True)
+
+    message = send_once(gateway_for(g.portal), portal_id=g.portal.id, key=key, user_id=g.user.id,
+                        line_id=line.id, phone=row.e164, chat_id=chat_id, text=text)
+    if message.status == SENT:
+        service.create_chat(g.portal, line.id, row.e164, chat_id)
+        event = {"line": line.id, "phone": row.e164}
+        return form({"kind": "ok", "text": t("sent")}, new_key=True, keep_text=False,
+                    trigger={"olchat-message-sent": event})
+    if message.status == SEND_UNKNOWN:
+        # Same key: a retry looks the message up before anything is sent again.
+        return form({"kind": "warning", "text": t("send_unknown")})
+    if message.status == FAILED:
+        reason = {"line_not_connected": "err_line_body", "unauthorized": "err_gateway_auth_body",
+                  "rate_limited": "err_rate_body"}.get(message.error or "", "err_gateway_body")
+        # A fresh key: the failed send is final, the next press is a new attempt.
+        return form({"kind": "error", "text": t("send_failed") + ". " + t(reason, state=t("state_FAILED"))},
+                    new_key=True)
+    return form({"kind": "warning", "text": t("err_busy_body")})
+
+
+# ---------------------------------------------------------------- history (F11)
+
+
+@bp.get("/widget/history")
+@widget_required
+def history():
+    """A page of the chat as WhatsApp holds it, newest last; older pages on demand."""
+    entity_type, entity_id = card_args()
+    target = _whatsapp_target(entity_type, entity_id)
+    if not isinstance(target, tuple):
+        return target
+    row, line, chat_id = target
+    try:
+        offset = max(int(request.args.get("offset", "0")), 0)
+    except ValueError:
+        offset = 0
+    page_ = gateway_for(g.portal).history(line.id, chat_id, limit=20, offset=offset)
+    template = "widget/_history_page.html" if offset else "widget/_history.html"
+    return fragment(template, entity_type=entity_type, entity_id=entity_id, row=row, line=line, page=page_,
+                    next_offset=offset + len(page_.messages))
+
+
+# ---------------------------------------------------------------- app view (F12)
+
+
+@bp.get("/app/chat")
+def app_chat():
+    """The full chat view of the app for one client and line (debug entry; Bitrix24 uses POST /b24/app)."""
+    entity_type, entity_id = card_args()
+    return page("widget/shell.html", mode="debug", view="chat", entity_type=entity_type, entity_id=entity_id,
+                placement_mode="view", member_id=runtime().demo_member_id,
+                phone=request.args.get("phone", ""), line=request.args.get("line", ""),
+                locale=request.args.get("lang", current_app.config["OLCHAT_LOCALE"]))
+
+
+@bp.get("/app/chat/body")
+@widget_required
+def app_chat_body():
+    entity_type, entity_id = card_args()
+    target = _whatsapp_target(entity_type, entity_id)
+    if not isinstance(target, tuple):
+        return target
+    row, line, _ = target
+    return fragment("widget/_chat_view.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
+                    key=uuid.uuid4().hex)
