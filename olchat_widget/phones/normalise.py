@@ -132,8 +132,31 @@ def _attempt(text: str, region: str | None) -> tuple[phonenumbers.PhoneNumber | 
         return None, NOT_A_NUMBER
     if phonenumbers.is_valid_number(number):
         return number, None
-    reason = phonenumbers.is_possible_number_with_reason(number)
-    return None, _POSSIBILITY_ERRORS.get(reason, INVALID)
+    reason = _POSSIBILITY_ERRORS.get(phonenumbers.is_possible_number_with_reason(number), INVALID)
+    if reason == INVALID:
+        reason = _length_reason(number)
+    return None, reason
+
+
+def _length_reason(number: phonenumbers.PhoneNumber) -> str:
+    """Say 'too_long'/'too_short' when the length fits no ordinary (fixed or mobile) number, else 'invalid'."""
+    # libphonenumber calls '+7 916 123 45 67 89 01' possible because some Russian
+    # service numbers have 14 digits; for a person it is simply too long.
+    region = phonenumbers.region_code_for_country_code(number.country_code)
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region) if region else None
+    lengths = set()
+    if meta is not None:
+        for desc in (meta.fixed_line, meta.mobile):
+            if desc is not None and desc.possible_length:
+                lengths.update(n for n in desc.possible_length if n > 0)
+    if not lengths:
+        return INVALID
+    size = len(phonenumbers.national_significant_number(number))
+    if size > max(lengths):
+        return TOO_LONG
+    if size < min(lengths):
+        return TOO_SHORT
+    return INVALID
 
 
 def _parse_digits(plus: bool, digits: str, region: str | None) -> tuple[str | None, str | None]:
