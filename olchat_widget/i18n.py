@@ -72,6 +72,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Шлюз не ответил вовремя — сообщение могло уйти. Проверьте историю чата перед повтором.",
         "en": "The gateway did not answer in time; the message may have gone out. Check the chat history before retrying.",
     },
+    "send_gateway_down": {
+        "ru": "Шлюз WhatsApp недоступен. Текст сохранён — повторите отправку через минуту.",
+        "en": "The WhatsApp gateway is unavailable. Your text is kept; try sending again in a minute.",
+    },
     "empty_message": {"ru": "Введите текст сообщения", "en": "Type a message"},
     "too_long": {"ru": "Сообщение длиннее {n} символов", "en": "The message is longer than {n} characters"},
     "red_zone_confirm": {

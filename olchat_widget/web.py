@@ -13,16 +13,16 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def fragment(template: str, status: int = 200, trigger: dict | None = None, **context) -> Response:
-    """Render an htmx fragment; ``trigger`` becomes an HX-Trigger header (events for widget.js)."""
-    response = make_response(render_template(template, t=t, **context), status)
+def fragment(template: str, code: int = 200, trigger: dict | None = None, **context) -> Response:
+    """Render an htmx fragment with HTTP status ``code``; ``trigger`` becomes an HX-Trigger header."""
+    response = make_response(render_template(template, t=t, **context), code)
     if trigger:
         response.headers["HX-Trigger"] = json.dumps(trigger, ensure_ascii=True)
     return response
 
 
-def page(template: str, status: int = 200, **context) -> Response:
-    return make_response(render_template(template, t=t, **context), status)
+def page(template: str, code: int = 200, **context) -> Response:
+    return make_response(render_template(template, t=t, **context), code)
 
 
 def card_args() -> tuple[int, int]:

@@ -265,8 +265,8 @@ def send():
 
     row, line, chat_id = target
 
-    def form(notice, *, new_key=False, keep_text=True, confirm=False, status=200, trigger=None):
-        return fragment("widget/_compose.html", status, trigger=trigger, entity_type=entity_type,
+    def form(notice, *, new_key=False, keep_text=True, confirm=False, trigger=None):
+        return fragment("widget/_compose.html", trigger=trigger, entity_type=entity_type,
                         entity_id=entity_id, row=row, line=line, key=uuid.uuid4().hex if new_key else key,
                         text=text if keep_text else "", notice=notice, confirm=confirm)
 
@@ -291,7 +291,7 @@ def send():
         return form({"kind": "warning", "text": t("send_unknown")})
     if message.status == FAILED:
         reason = {"line_not_connected": "err_line_body", "unauthorized": "err_gateway_auth_body",
-                  "rate_limited": "err_rate_body"}.get(message.error or "", "err_gateway_body")
+                  "rate_limited": "err_rate_body"}.get(message.error or "", "send_gateway_down")
         # A fresh key: the failed send is final, the next press is a new attempt.
         return form({"kind": "error", "text": t("send_failed") + ". " + t(reason, state=t("state_FAILED"))},
                     new_key=True)

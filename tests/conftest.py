@@ -1,0 +1,88 @@
+"""Shared fixtures: an app on a fresh SQLite file, a client, a CLI runner, widget tokens."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from olchat_widget import create_app
+from olchat_widget.cli import init_db
+from olchat_widget.runtime import runtime
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+NUMBERING_CSV = SHARED / "data" / "ru-numbering" / "DEF-9xx.csv"
+
+
+def make_app(tmp_path: Path, **overrides):
+    """Create an app on a SQLite file in ``tmp_path`` (a file, so threads and two apps share it)."""
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite3'}",
+        "OLCHAT_SECRET_KEY": "test-secret",
+        "OLCHAT_CHECK_PAUSE": 0.0,
+        "OLCHAT_NUMBERING_PATH": str(NUMBERING_CSV),
+    }
+    config.update(overrides)
+    app = create_app(config)
+    with app.app_context():
+        init_db()
+    return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    return make_app(tmp_path)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def demo_gateway(app):
+    return runtime_of(app).demo_gateway
+
+
+def runtime_of(app):
+    with app.app_context():
+        return runtime()
+
+
+class Widget:
+    """A test client that acts like the widget frame: token header, HX-Request, card params."""
+
+    def __init__(self, client, user: str = "admin", lang: str = "ru"):
+        self.client = client
+        answer = client.post("/debug/token", json={"user": user, "lang": lang})
+        assert answer.status_code == 200, answer.data
+        self.token = answer.json["token"]
+
+    def headers(self, **extra):
+        headers = {"X-OLChat-Token": self.token, "HX-Request": "true"}
+        headers.update(extra)
+        return headers
+
+    def get(self, path, **params):
+        return self.client.get(path, query_string=params, headers=self.headers())
+
+    def post(self, path, data=None, **params):
+        return self.client.post(path, query_string=params, data=data or {}, headers=self.headers())
+
+
+@pytest.fixture
+def widget(client):
+    return Widget(client)
+
+
+def write_demo(tmp_path: Path, data: dict) -> str:
+    path = tmp_path / "demo.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return str(path)
