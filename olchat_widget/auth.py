@@ -20,6 +20,25 @@ TOKEN_HEADER = "X-OLChat-Token"
 
 
 @dataclass(frozen=True)
+class PortalRef:
+    """What a request needs to know of its portal; a snapshot, safe to cache between requests."""
+
+    id: int
+    member_id: str
+    domain: str
+    kind: str
+    locale: str
+
+    @property
+    def origin(self) -> str:
+        return f"https://{self.domain}"
+
+    @classmethod
+    def of(cls, portal: Portal) -> "PortalRef":
+        return cls(portal.id, portal.member_id, portal.domain, portal.kind, portal.locale or "ru")
+
+
+@dataclass(frozen=True)
 class WidgetUser:
     id: str
     name: str
@@ -69,7 +88,7 @@ def authenticate() -> None:
     if not token:
         raise AuthError("no_auth")
     claims = read_token(token)
-    portal = db.session.scalar(db.select(Portal).filter_by(member_id=claims.get("m")))
+    portal = portal_ref(str(claims.get("m", "")))
     if portal is None:
         # The portal uninstalled the app since the token was issued.
         raise AuthError("no_auth")
@@ -77,6 +96,25 @@ def authenticate() -> None:
     g.user = WidgetUser(str(claims.get("u", "")), str(claims.get("n", "")), bool(claims.get("a")))
     g.locale = claims.get("l") or portal.locale or "ru"
     g.b24_token = claims.get("b")
+
+
+def portal_ref(member_id: str) -> PortalRef | None:
+    """Return the installed portal ``member_id``, from a short process cache.
+
+    Every widget request needs it; an uninstall reaches other workers within
+    the cache's 30 seconds (tokens themselves live longer than that anyway).
+    """
+    from .runtime import runtime
+
+    cache = runtime().portals
+    ref = cache.get(member_id)
+    if ref is None:
+        portal = db.session.scalar(db.select(Portal).filter_by(member_id=member_id))
+        if portal is None:
+            return None
+        ref = PortalRef.of(portal)
+        cache.set(member_id, ref)
+    return ref
 
 
 def widget_required(view):

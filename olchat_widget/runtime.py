@@ -12,7 +12,6 @@ from .demo import load_demo_data
 from .gateway.base import Gateway
 from .gateway.demo import DemoGateway
 from .gateway.guard import PresenceGuard
-from .models import Portal
 
 KEY = "olchat"
 
@@ -59,6 +58,12 @@ class Runtime:
         self.cards = LockedTTLCache(20_000, max(ttl, 1))  # (portal, type, id) -> (Card, fetched_at)
         self.chats = LockedTTLCache(50_000, max(ttl, 1))  # (portal, line, chat id) -> ChatRef | None
         self.lines = LockedTTLCache(5_000, min(max(ttl, 1), 30))  # portal -> [Line]
+        # Small per-portal facts every request reads; other workers see changes within 30 s.
+        self.portals = LockedTTLCache(10_000, 30)  # member_id -> PortalRef
+        self.settings = LockedTTLCache(10_000, 30)  # portal id -> SettingsView
+        self.preferences = LockedTTLCache(100_000, 30)  # (portal id, user id) -> line id
+        self.phone_lists = LockedTTLCache(20_000, max(ttl, 1))  # (portal, card, fetched_at, ...) -> described
+        self.fragments = LockedTTLCache(20_000, 60)  # (portal, ...inputs) -> rendered HTML
         self.gateways: dict = {}  # (portal, config fingerprint) -> Gateway
         self.breakers: dict = {}  # gateway server URL -> CircuitBreaker
         self.lock = threading.Lock()
@@ -68,7 +73,7 @@ def runtime() -> Runtime:
     return current_app.extensions[KEY]
 
 
-def crm_for(portal: Portal) -> CrmSource:
+def crm_for(portal) -> CrmSource:
     """The CRM source of ``portal``: the demo CRM, or Bitrix24 REST with the user's own token."""
     if portal.kind == "demo":
         return runtime().demo_crm
@@ -81,7 +86,7 @@ def crm_for(portal: Portal) -> CrmSource:
     return BitrixCrm(client)
 
 
-def gateway_for(portal: Portal) -> Gateway:
+def gateway_for(portal) -> Gateway:
     """The WhatsApp gateway serving ``portal``'s lines."""
     from .gateway.registry import build_gateway
 

@@ -82,6 +82,20 @@ def widget(client):
     return Widget(client)
 
 
+def set_settings(app, **values) -> None:
+    """Change the demo portal's settings as the admin page would (row + cache)."""
+    from olchat_widget.models import Portal, db
+    from olchat_widget.widget import service
+
+    with app.app_context():
+        portal_id = db.session.scalar(db.select(Portal.id))
+        row = service.settings_row(portal_id)
+        for name, value in values.items():
+            setattr(row, name, value)
+        db.session.commit()
+        service.forget_settings(portal_id)
+
+
 def write_demo(tmp_path: Path, data: dict) -> str:
     path = tmp_path / "demo.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")

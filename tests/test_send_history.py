@@ -4,8 +4,8 @@ from __future__ import annotations
 import threading
 
 from olchat_widget.gateway.base import GatewayTimeout
-from olchat_widget.models import OutgoingMessage, Settings, db
-from tests.conftest import Widget
+from olchat_widget.models import OutgoingMessage, db
+from tests.conftest import Widget, set_settings
 from tests.html import parse
 
 DEAL = {"entity_type": 2, "entity_id": 10}
@@ -138,11 +138,8 @@ def test_empty_and_too_long_messages_are_refused_with_the_text_kept(widget, demo
 
 def test_red_zone_asks_for_confirmation(app, widget, demo_gateway):
     ready(widget)
-    with app.app_context():
-        settings = db.session.scalar(db.select(Settings))
-        # Every hour is red: nothing is green or orange.
-        settings.orange_start = settings.green_start = settings.green_end = settings.orange_end = "00:00"
-        db.session.commit()
+    # Every hour is red: nothing is green or orange.
+    set_settings(app, orange_start="00:00", green_start="00:00", green_end="00:00", orange_end="00:00")
     key = compose(widget)
     ask = parse(send(widget, "Поздно", key).data)
     assert ask.find("p", data_notice="warning") is not None

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from olchat_widget.models import NumberCheck, Settings, UserPreference, db
-from tests.conftest import Widget, make_app, runtime_of, write_demo
+from olchat_widget.models import NumberCheck, UserPreference, db
+from tests.conftest import Widget, make_app, runtime_of, set_settings, write_demo
 from tests.html import parse
 
 DEAL = {"entity_type": 2, "entity_id": 10}
@@ -71,13 +71,8 @@ def test_widget_is_hidden_until_asked_and_nothing_is_checked(widget, demo_gatewa
 
 
 def test_always_show_skips_the_button(app, widget):
-    with app.app_context():
-        settings = db.session.scalar(db.select(Settings))
-        if settings is None:
-            widget.get("/widget/start", **DEAL)
-            settings = db.session.scalar(db.select(Settings))
-        settings.always_show = True
-        db.session.commit()
+    widget.get("/widget/start", **DEAL)
+    set_settings(app, always_show=True)
     page = parse(widget.get("/widget/start", **DEAL).data)
     assert page.find("button", data_action="show-widget") is None
     assert page.find("li", data_phone="+79161234567") is not None
@@ -112,9 +107,7 @@ def test_description_shows_region_operator_and_time(widget):
 
 def test_cap_limits_the_number_of_phones(app, widget):
     widget.get("/widget/start", **DEAL)
-    with app.app_context():
-        db.session.scalar(db.select(Settings)).max_phones = 2
-        db.session.commit()
+    set_settings(app, max_phones=2)
     answer = widget.get("/widget/body", **DEAL)
     assert list(rows(answer.data)) == ["+79161234567", "+79031234567"]
     assert "Показаны первые 2 номеров из 5" in answer.data.decode()
@@ -220,9 +213,7 @@ def test_gateway_down_shows_unknown_not_an_error(app, widget, demo_gateway):
 
 def test_budget_spent_shows_not_checked(app, widget):
     widget.get("/widget/start", **DEAL)
-    with app.app_context():
-        db.session.scalar(db.select(Settings)).check_budget = 1
-        db.session.commit()
+    set_settings(app, check_budget=1)
     found = load_rows(widget)
     states = [li.find("span", **{"class": "wa-status"}).text for li in found.values()]
     assert states.count("есть WhatsApp") == 1

@@ -41,6 +41,12 @@ def demo_portal() -> Portal:
     return portal
 
 
+@bp.get("/healthz")
+def healthz():
+    """Answer load balancers: the process is up (no database, no gateway)."""
+    return {"status": "ok"}
+
+
 @bp.get("/")
 def debug_page():
     """List the demo portal's cards; each opens the real widget in a card-width frame."""
@@ -87,7 +93,7 @@ def settings_form():
 @bp.post("/admin/settings/form")
 @admin_required
 def save_settings():
-    settings = service.settings_of(g.portal)
+    settings = service.settings_row(g.portal.id)
     form = request.form
     errors = []
     settings.always_show = form.get("always_show") == "1"
@@ -123,11 +129,12 @@ def save_settings():
         db.session.rollback()
         return _settings_form(errors=errors, status=422)
     db.session.commit()
+    service.forget_settings(g.portal.id)
     return _settings_form(saved=True)
 
 
 def _settings_form(*, errors=(), saved=False, status=200):
-    settings = service.settings_of(g.portal)
+    settings = service.settings_row(g.portal.id)
     since = (utcnow() - timedelta(days=6)).strftime("%Y-%m-%d")
     days = db.session.scalars(db.select(LineDay).filter(LineDay.portal_id == g.portal.id, LineDay.day >= since)
                               .order_by(LineDay.day.desc(), LineDay.line_id)).all()

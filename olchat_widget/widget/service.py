@@ -7,6 +7,7 @@ memory). WhatsApp presence is the guard's job; views only glue these together.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, time as dtime, timezone
 
 from flask import current_app
@@ -22,14 +23,44 @@ from ..runtime import crm_for, gateway_for, runtime
 # ---------------------------------------------------------------- settings
 
 
-def settings_of(portal: Portal) -> Settings:
+@dataclass(frozen=True)
+class SettingsView:
+    """A portal's settings as the widget reads them (a snapshot, cached briefly)."""
+
+    always_show: bool
+    max_phones: int | None
+    default_region: str | None
+    check_budget: int | None
+    orange_start: str
+    green_start: str
+    green_end: str
+    orange_end: str
+
+
+def settings_row(portal_id: int) -> Settings:
     """Return the portal's settings row, creating the defaults on first use."""
-    settings = db.session.scalar(db.select(Settings).filter_by(portal_id=portal.id))
+    settings = db.session.scalar(db.select(Settings).filter_by(portal_id=portal_id))
     if settings is None:
-        settings = Settings(portal_id=portal.id)
+        settings = Settings(portal_id=portal_id)
         db.session.add(settings)
         db.session.commit()
     return settings
+
+
+def settings_of(portal) -> SettingsView:
+    """Return the portal's settings; other workers see a change within 30 seconds."""
+    cache = runtime().settings
+    view = cache.get(portal.id)
+    if view is None:
+        row = settings_row(portal.id)
+        view = SettingsView(row.always_show, row.max_phones, row.default_region, row.check_budget,
+                            row.orange_start, row.green_start, row.green_end, row.orange_end)
+        cache.set(portal.id, view)
+    return view
+
+
+def forget_settings(portal_id: int) -> None:
+    runtime().settings.pop(portal_id)
 
 
 def _hhmm(value: str, default: dtime) -> dtime:
@@ -40,7 +71,8 @@ def _hhmm(value: str, default: dtime) -> dtime:
         return default
 
 
-def thresholds_of(settings: Settings) -> Thresholds:
+@lru_cache(maxsize=4096)
+def thresholds_of(settings: SettingsView) -> Thresholds:
     base = Thresholds()
     return Thresholds(
         orange_start=_hhmm(settings.orange_start, base.orange_start),
@@ -50,15 +82,15 @@ def thresholds_of(settings: Settings) -> Thresholds:
     )
 
 
-def max_phones_of(settings: Settings) -> int:
+def max_phones_of(settings: SettingsView) -> int:
     return settings.max_phones or current_app.config["OLCHAT_MAX_PHONES"]
 
 
-def budget_of(settings: Settings) -> int:
+def budget_of(settings: SettingsView) -> int:
     return settings.check_budget if settings.check_budget is not None else current_app.config["OLCHAT_CHECK_BUDGET"]
 
 
-def region_of(settings: Settings) -> str:
+def region_of(settings: SettingsView) -> str:
     return settings.default_region or current_app.config["OLCHAT_DEFAULT_REGION"]
 
 
@@ -70,8 +102,8 @@ class PhoneRow:
     e164: str
     extension: str | None
     owners: list[Owner]
-    info: PhoneInfo
-    time: ClientTime
+    info: PhoneInfo | None
+    time: ClientTime | None
 
 
 @dataclass
@@ -85,7 +117,7 @@ class InvalidPhone:
 class PhoneList:
     card: Card
     rows: list[PhoneRow]
-    invalid: list[InvalidPhone]
+    invalid: tuple[InvalidPhone, ...]
     total: int  # distinct valid numbers before the cap
     fetched_at: datetime
     capped: bool = field(init=False)
@@ -97,7 +129,13 @@ class PhoneList:
         return next((r for r in self.rows if r.e164 == e164), None)
 
 
-def load_card(portal: Portal, entity_type_id: int, entity_id: int, *, fresh: bool = False) -> tuple[Card, datetime]:
+@lru_cache(maxsize=50_000)
+def _parse_field(value: str, region: str) -> tuple:
+    # Pure and hot: every widget load parses the same few CRM values again.
+    return tuple(parse_phone_field(value, region))
+
+
+def load_card(portal, entity_type_id: int, entity_id: int, *, fresh: bool = False) -> tuple[Card, datetime]:
     """Return the card and when it was fetched; the CRM is asked at most once per freshness window."""
     cards = runtime().cards
     key = (portal.id, entity_type_id, entity_id)
@@ -111,36 +149,44 @@ def load_card(portal: Portal, entity_type_id: int, entity_id: int, *, fresh: boo
     return entry
 
 
-def phone_list(portal: Portal, settings: Settings, card: Card, fetched_at: datetime, *, locale: str,
+def phone_list(portal, settings: SettingsView, card: Card, fetched_at: datetime, *, locale: str,
                now: datetime | None = None) -> PhoneList:
-    """Normalise, de-duplicate, cap and describe the card's phones."""
+    """Normalise, de-duplicate, cap and describe the card's phones; clients' clocks are read now."""
     now = now or datetime.now(timezone.utc)
-    region = region_of(settings)
-    limit = max_phones_of(settings)
-    plan = plan_for_app(current_app)
+    region, limit = region_of(settings), max_phones_of(settings)
+    cache = runtime().phone_lists
+    key = (portal.id, card.entity_type_id, card.entity_id, fetched_at, region, limit, locale)
+    described = cache.get(key)
+    if described is None:
+        described = _describe_card(card, region, limit, locale)
+        cache.set(key, described)
+    rows, invalid, total = described
     thresholds = thresholds_of(settings)
+    timed = [PhoneRow(r.e164, r.extension, r.owners, r.info, client_time(r.info.zones, now, thresholds))
+             for r in rows]
+    return PhoneList(card, timed, invalid, total, fetched_at)
+
+
+def _describe_card(card: Card, region: str, limit: int, locale: str):
+    """The card's distinct valid numbers (described, capped), its invalid entries and the count before the cap."""
+    plan = plan_for_app(current_app)
     by_number: dict[str, PhoneRow] = {}
-    order: list[str] = []
     invalid: list[InvalidPhone] = []
     for raw in card.phones:
-        for entry in parse_phone_field(raw.value, region):
+        for entry in _parse_field(raw.value, region):
             if entry.e164 is None:
                 invalid.append(InvalidPhone(entry.raw, raw.owner, entry.error or "invalid"))
                 continue
             row = by_number.get(entry.e164)
-            if row is not None:
-                if raw.owner not in row.owners:
-                    row.owners.append(raw.owner)
-                continue
-            order.append(entry.e164)
-            # Described below, and only for the rows that make the cap.
-            by_number[entry.e164] = PhoneRow(entry.e164, entry.extension, [raw.owner], None, None)  # type: ignore[arg-type]
-    shown = order[:limit]
-    for e164 in shown:
-        row = by_number[e164]
-        row.info = describe(e164, locale, plan)
-        row.time = client_time(row.info.zones, now, thresholds)
-    return PhoneList(card, [by_number[n] for n in shown], invalid, len(order), fetched_at)
+            if row is None:
+                # Described below, and only for the rows that make the cap.
+                by_number[entry.e164] = PhoneRow(entry.e164, entry.extension, [raw.owner], None, None)
+            elif raw.owner not in row.owners:
+                row.owners.append(raw.owner)
+    shown = list(by_number.values())[:limit]
+    for row in shown:
+        row.info = describe(row.e164, locale, plan)
+    return tuple(shown), tuple(invalid), len(by_number)
 
 
 # ---------------------------------------------------------------- lines
@@ -153,7 +199,7 @@ class LineChoice:
     error: GatewayError | None = None
 
 
-def portal_lines(portal: Portal, *, fresh: bool = False) -> list[Line]:
+def portal_lines(portal, *, fresh: bool = False) -> list[Line]:
     """Return the portal's lines (cached briefly: line health changes)."""
     cache = runtime().lines
     if not fresh:
@@ -165,7 +211,7 @@ def portal_lines(portal: Portal, *, fresh: bool = False) -> list[Line]:
     return lines
 
 
-def choose_line(portal: Portal, user_id: str, requested: str | None, *, fresh: bool = False) -> LineChoice:
+def choose_line(portal, user_id: str, requested: str | None, *, fresh: bool = False) -> LineChoice:
     """Pick the line: the one asked for, else the user's default, else the first working one."""
     try:
         lines = portal_lines(portal, fresh=fresh)
@@ -174,27 +220,39 @@ def choose_line(portal: Portal, user_id: str, requested: str | None, *, fresh: b
     by_id = {line.id: line for line in lines}
     if requested and requested in by_id:
         return LineChoice(lines, by_id[requested])
-    preferred = db.session.scalar(
-        db.select(UserPreference.line_id).filter_by(portal_id=portal.id, user_id=user_id))
+    preferred = preferred_line(portal, user_id)
     if preferred in by_id:
         return LineChoice(lines, by_id[preferred])
     working = [line for line in lines if line.status == WORKING]
     return LineChoice(lines, (working or lines or [None])[0])
 
 
-def remember_line(portal: Portal, user_id: str, line_id: str) -> None:
+def preferred_line(portal, user_id: str) -> str | None:
+    """The user's default line (F6); cached, as every widget load asks."""
+    cache = runtime().preferences
+    key = (portal.id, user_id)
+    line_id = cache.get(key)
+    if line_id is None:
+        line_id = db.session.scalar(
+            db.select(UserPreference.line_id).filter_by(portal_id=portal.id, user_id=user_id)) or ""
+        cache.set(key, line_id)
+    return line_id or None
+
+
+def remember_line(portal, user_id: str, line_id: str) -> None:
     pref = db.session.scalar(db.select(UserPreference).filter_by(portal_id=portal.id, user_id=user_id))
     if pref is None:
         pref = UserPreference(portal_id=portal.id, user_id=user_id)
         db.session.add(pref)
     pref.line_id = line_id
     db.session.commit()
+    runtime().preferences.set((portal.id, user_id), line_id)
 
 
 # ---------------------------------------------------------------- chats
 
 
-def find_chat(portal: Portal, line_id: str, phone: str, chat_id: str) -> ChatRef | None:
+def find_chat(portal, line_id: str, phone: str, chat_id: str) -> ChatRef | None:
     """Return the chat with ``phone`` on the line, if one exists (also when started elsewhere)."""
     own = db.session.scalar(db.select(Chat).filter_by(portal_id=portal.id, line_id=line_id, phone=phone))
     if own is not None:
@@ -212,7 +270,7 @@ def find_chat(portal: Portal, line_id: str, phone: str, chat_id: str) -> ChatRef
     return ref
 
 
-def create_chat(portal: Portal, line_id: str, phone: str, chat_id: str) -> Chat:
+def create_chat(portal, line_id: str, phone: str, chat_id: str) -> Chat:
     """Record the chat as started from the widget; WhatsApp creates it with the first message."""
     chat = db.session.scalar(db.select(Chat).filter_by(portal_id=portal.id, line_id=line_id, phone=phone))
     if chat is None:
@@ -223,7 +281,7 @@ def create_chat(portal: Portal, line_id: str, phone: str, chat_id: str) -> Chat:
     return chat
 
 
-def forget_card(portal: Portal, entity_type_id: int, entity_id: int) -> None:
+def forget_card(portal, entity_type_id: int, entity_id: int) -> None:
     """Drop everything cached for the card and the portal's lines and chats («Обновить данные виджета»)."""
     rt = runtime()
     rt.cards.pop((portal.id, entity_type_id, entity_id))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from flask import Blueprint, abort, current_app, g, request
+from flask import Blueprint, abort, current_app, g, make_response, render_template, request
 
 from ..auth import widget_required
 from ..crm.base import CrmError
@@ -117,7 +117,28 @@ def phones():
     context = _phones_context(entity_type, entity_id)
     if not isinstance(context, dict):
         return context
-    return fragment("widget/_phones.html", entity_type=entity_type, entity_id=entity_id, **context)
+    # The same card is rendered again and again with the same inputs (operators
+    # reopen cards, blocks refresh): keep the HTML for a minute, keyed by every
+    # input that changes it, the minute of the clients' clocks included.
+    key = _phones_key(entity_type, entity_id, context)
+    html = runtime().fragments.get(key)
+    if html is None:
+        html = render_template("widget/_phones.html", entity_type=entity_type, entity_id=entity_id, **context)
+        runtime().fragments.set(key, html)
+    return make_response(html)
+
+
+def _phones_key(entity_type: int, entity_id: int, context: dict) -> tuple:
+    line = context["line"]
+    phone_list = context["phone_list"]
+    rows = tuple(
+        (item["row"].e164, item["row"].time.text, item["row"].time.light,
+         (item["status"].state, item["status"].reason, item["status"].chat_id) if item["status"] else None,
+         item["chat"] if item["chat"] in (None, "unknown") else bool(item["chat"]))
+        for item in context["rows"])
+    return (g.portal.id, g.locale, entity_type, entity_id, phone_list.fetched_at, phone_list.total,
+            len(phone_list.invalid), (line.id, line.status, line.reachout_restricted) if line else None,
+            rows, request.script_root)
 
 
 def _phones_context(entity_type: int, entity_id: int):
@@ -144,8 +165,9 @@ def _cached_line_choice():
 
 def _row_context(row, status: Status | None, line) -> dict:
     chat = None
-    if status is not None and status.state == YES and line is not None and status.chat_id:
-        chat = _known_chat(line.id, row.e164, status.chat_id)
+    if status is not None and status.state == YES and status.chat_id:
+        # Without a known line the chat is unknown too: the row then loads itself.
+        chat = _known_chat(line.id, row.e164, status.chat_id) if line is not None else "unknown"
     return {"row": row, "status": status, "line": line, "chat": chat}
 
 
