@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, Index
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -18,6 +19,24 @@ db = SQLAlchemy(model_class=Base)
 def utcnow() -> datetime:
     # Naive UTC: SQLite drops tz info, and mixing aware and naive values breaks comparisons.
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def get_or_create(model, defaults: dict | None = None, **keys):
+    """Return the row of ``model`` matching ``keys``, inserting it if missing.
+
+    Two requests may insert the same row at once (first open of a portal, a
+    user's first line choice); the unique constraint lets one win and the
+    other reads the winner's row.
+    """
+    row = db.session.scalar(db.select(model).filter_by(**keys))
+    if row is not None:
+        return row
+    db.session.add(model(**keys, **(defaults or {})))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+    return db.session.scalar(db.select(model).filter_by(**keys))
 
 
 class Portal(db.Model):

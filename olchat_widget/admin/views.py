@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, g, request
 from ..auth import WidgetUser, admin_required, issue_token
 from ..crm.base import ENTITY_NAMES
 from ..i18n import t
-from ..models import LineDay, Portal, db, utcnow
+from ..models import LineDay, Portal, db, get_or_create, utcnow
 from ..phones.numbering import plan_for_app
 from ..runtime import runtime
 from ..web import fragment, page
@@ -32,13 +32,8 @@ def _debug_enabled() -> None:
 def demo_portal() -> Portal:
     """Return the embedded demo portal's row, creating it on first use."""
     rt = runtime()
-    portal = db.session.scalar(db.select(Portal).filter_by(member_id=rt.demo_member_id))
-    if portal is None:
-        portal = Portal(member_id=rt.demo_member_id, domain=str(rt.demo_data["portal"].get("domain", "demo")),
-                        kind="demo", installed=True)
-        db.session.add(portal)
-        db.session.commit()
-    return portal
+    return get_or_create(Portal, {"domain": str(rt.demo_data["portal"].get("domain", "demo")), "kind": "demo",
+                                  "installed": True}, member_id=rt.demo_member_id)
 
 
 @bp.get("/healthz")

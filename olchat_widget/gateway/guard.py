@@ -22,7 +22,7 @@ from cachetools import TTLCache
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..models import CheckClaim, LineDay, NumberCheck, db, utcnow
+from ..models import CheckClaim, LineDay, NumberCheck, db, get_or_create, utcnow
 from .base import Gateway, GatewayError, GatewayRateLimited, GatewayTimeout, GatewayUnavailable, LineNotConnected
 
 YES, NO, UNKNOWN, CHECKING = "yes", "no", "unknown", "checking"
@@ -257,14 +257,7 @@ def _reason(exc: GatewayError) -> str:
 
 
 def _ensure_line_day(portal_id: int, line_id: str, day: str) -> None:
-    exists = db.session.scalar(select(LineDay.id).filter_by(portal_id=portal_id, line_id=line_id, day=day))
-    if exists:
-        return
-    db.session.add(LineDay(portal_id=portal_id, line_id=line_id, day=day, checks=0, sends=0))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    get_or_create(LineDay, {"checks": 0, "sends": 0}, portal_id=portal_id, line_id=line_id, day=day)
 
 
 def reserve_check(portal_id: int, line_id: str, budget: int) -> bool:

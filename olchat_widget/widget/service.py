@@ -14,7 +14,7 @@ from flask import current_app
 
 from ..crm.base import Card, Owner
 from ..gateway.base import ChatRef, GatewayError, Line, WORKING
-from ..models import Chat, Portal, Settings, UserPreference, db, utcnow
+from ..models import Chat, Settings, UserPreference, db, get_or_create, utcnow
 from ..phones import ClientTime, PhoneInfo, Thresholds, client_time, describe, parse_phone_field
 from ..phones.numbering import plan_for_app
 from ..runtime import crm_for, gateway_for, runtime
@@ -39,12 +39,7 @@ class SettingsView:
 
 def settings_row(portal_id: int) -> Settings:
     """Return the portal's settings row, creating the defaults on first use."""
-    settings = db.session.scalar(db.select(Settings).filter_by(portal_id=portal_id))
-    if settings is None:
-        settings = Settings(portal_id=portal_id)
-        db.session.add(settings)
-        db.session.commit()
-    return settings
+    return get_or_create(Settings, portal_id=portal_id)
 
 
 def settings_of(portal) -> SettingsView:
@@ -240,10 +235,7 @@ def preferred_line(portal, user_id: str) -> str | None:
 
 
 def remember_line(portal, user_id: str, line_id: str) -> None:
-    pref = db.session.scalar(db.select(UserPreference).filter_by(portal_id=portal.id, user_id=user_id))
-    if pref is None:
-        pref = UserPreference(portal_id=portal.id, user_id=user_id)
-        db.session.add(pref)
+    pref = get_or_create(UserPreference, portal_id=portal.id, user_id=user_id)
     pref.line_id = line_id
     db.session.commit()
     runtime().preferences.set((portal.id, user_id), line_id)
@@ -272,11 +264,7 @@ def find_chat(portal, line_id: str, phone: str, chat_id: str) -> ChatRef | None:
 
 def create_chat(portal, line_id: str, phone: str, chat_id: str) -> Chat:
     """Record the chat as started from the widget; WhatsApp creates it with the first message."""
-    chat = db.session.scalar(db.select(Chat).filter_by(portal_id=portal.id, line_id=line_id, phone=phone))
-    if chat is None:
-        chat = Chat(portal_id=portal.id, line_id=line_id, phone=phone, chat_id=chat_id)
-        db.session.add(chat)
-        db.session.commit()
+    chat = get_or_create(Chat, {"chat_id": chat_id}, portal_id=portal.id, line_id=line_id, phone=phone)
     runtime().chats.set((portal.id, line_id, chat_id), ChatRef(chat_id))
     return chat
 
