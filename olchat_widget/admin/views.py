@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlparse
 
 from flask import Blueprint, abort, current_app, g, request
+from sqlalchemy import delete
 
 from ..auth import WidgetUser, admin_required, issue_token
 from ..crm.base import ENTITY_NAMES
 from ..i18n import t
-from ..models import LineDay, Portal, db, get_or_create, utcnow
+from ..crypto import secrets_box
+from ..gateway.base import GatewayError
+from ..models import GatewayServer, LineDay, Portal, PortalLine, db, get_or_create, utcnow
 from ..phones.numbering import plan_for_app
 from ..runtime import runtime
 from ..web import fragment, page
@@ -128,6 +132,83 @@ def save_settings():
     return _settings_form(saved=True)
 
 
+# ---------------------------------------------------------------- WhatsApp gateway (admin only)
+
+
+@bp.post("/admin/gateway")
+@admin_required
+def save_gateway():
+    """Connect (or change) the portal's WAHA server; the API key is stored encrypted."""
+    base_url = request.form.get("base_url", "").strip().rstrip("/")
+    api_key = request.form.get("api_key", "")
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(base_url) > 500:
+        return _settings_form(errors=["base_url"], status=422)
+    server = db.session.scalar(db.select(GatewayServer).filter_by(portal_id=g.portal.id))
+    if server is None:
+        server = GatewayServer(portal_id=g.portal.id, base_url=base_url)
+        db.session.add(server)
+    if server.base_url != base_url:
+        # Sessions of another server are not this portal's lines any more.
+        db.session.execute(delete(PortalLine).where(PortalLine.portal_id == g.portal.id))
+    server.base_url = base_url
+    if api_key:  # an empty field keeps the stored key (it is never shown back)
+        server.api_key_enc = secrets_box(current_app).seal(api_key)
+    db.session.commit()
+    runtime().lines.pop(g.portal.id)
+    return _settings_form(saved=True)
+
+
+@bp.post("/admin/gateway/disconnect")
+@admin_required
+def disconnect_gateway():
+    db.session.execute(delete(PortalLine).where(PortalLine.portal_id == g.portal.id))
+    db.session.execute(delete(GatewayServer).where(GatewayServer.portal_id == g.portal.id))
+    db.session.commit()
+    runtime().lines.pop(g.portal.id)
+    return _settings_form(saved=True)
+
+
+@bp.post("/admin/lines")
+@admin_required
+def save_lines():
+    """Choose which of the server's sessions are this portal's lines, with display names."""
+    server = db.session.scalar(db.select(GatewayServer).filter_by(portal_id=g.portal.id))
+    if server is None:
+        return _settings_form(errors=["base_url"], status=422)
+    chosen = request.form.getlist("session")
+    db.session.execute(delete(PortalLine).where(PortalLine.portal_id == g.portal.id))
+    for name in dict.fromkeys(chosen):
+        if not name or len(name) > 128:
+            continue
+        display = request.form.get(f"name_{name}", "").strip()[:255] or name
+        db.session.add(PortalLine(portal_id=g.portal.id, server_id=server.id, line_id=name, name=display))
+    db.session.commit()
+    runtime().lines.pop(g.portal.id)
+    return _settings_form(saved=True)
+
+
+def _gateway_context() -> dict:
+    """What the gateway section shows: the server, its sessions, which are lines."""
+    server = db.session.scalar(db.select(GatewayServer).filter_by(portal_id=g.portal.id))
+    if server is None:
+        return {"server": None}
+    lines = {line.line_id: line.name for line in
+             db.session.scalars(db.select(PortalLine).filter_by(portal_id=g.portal.id))}
+    key = secrets_box(current_app).open(server.api_key_enc) if server.api_key_enc else None
+    sessions, error = [], None
+    try:
+        from ..gateway.waha import WahaGateway
+
+        probe = WahaGateway(server.base_url, key, connect_timeout=current_app.config["OLCHAT_GATEWAY_CONNECT_TIMEOUT"],
+                            read_timeout=current_app.config["OLCHAT_GATEWAY_READ_TIMEOUT"])
+        sessions = probe.list_lines()
+    except GatewayError as exc:
+        error = exc.reason
+    return {"server": server, "lines": lines, "sessions": sessions, "gateway_error": error,
+            "key_hint": ("••••" + key[-4:]) if key and len(key) >= 8 else ("••••" if key else "")}
+
+
 def _settings_form(*, errors=(), saved=False, status=200):
     settings = service.settings_row(g.portal.id)
     since = (utcnow() - timedelta(days=6)).strftime("%Y-%m-%d")
@@ -135,5 +216,5 @@ def _settings_form(*, errors=(), saved=False, status=200):
                               .order_by(LineDay.day.desc(), LineDay.line_id)).all()
     plan = plan_for_app(current_app)
     return fragment("admin/_settings_form.html", status, settings=settings, errors=set(errors), saved=saved,
-                    days=days, plan=plan, budget=service.budget_of(settings),
-                    default_max=current_app.config["OLCHAT_MAX_PHONES"])
+                    days=days, plan=plan, budget=service.budget_of(service.settings_of(g.portal)),
+                    default_max=current_app.config["OLCHAT_MAX_PHONES"], **_gateway_context())

@@ -1,0 +1,229 @@
+"""Installed portals: storing what Bitrix24 hands us, registering the widget, trusting users.
+
+Nothing here trusts a domain taken from a request. A first install is
+verified by exchanging its refresh token at the OAuth server (configured URL,
+our client secret): the server's answer names the portal's real member_id and
+domain. Every later call goes to the stored domain only.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app, url_for
+from sqlalchemy import delete
+
+from ..crypto import secrets_box
+from ..models import (Chat, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal, PortalLine,
+                      Settings, UserPreference, db, utcnow)
+from .client import B24AuthError, B24Client, B24Error, B24Unavailable, refresh_tokens, verify_user_token
+
+USER_TYPE_ID = "olchatwidget"
+FIELD_TITLE = "OLChat WhatsApp — статусы и чаты"
+CARD_PLACEMENTS = ("CRM_LEAD_DETAIL_ACTIVITY", "CRM_DEAL_DETAIL_ACTIVITY", "CRM_CONTACT_DETAIL_ACTIVITY",
+                   "CRM_COMPANY_DETAIL_ACTIVITY")
+
+# Tables that hold a portal's data; all of it goes when the portal uninstalls.
+PORTAL_TABLES = (OutgoingMessage, Chat, NumberCheck, CheckClaim, LineDay, UserPreference, PortalLine,
+                 GatewayServer, Settings)
+
+
+class InstallError(Exception):
+    """The install could not be verified or completed; ``reason`` says which."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+def _cfg(name: str):
+    return current_app.config[name]
+
+
+def _timeout() -> float:
+    return float(_cfg("OLCHAT_B24_TIMEOUT"))
+
+
+# ---------------------------------------------------------------- install
+
+
+def install_from_refresh_token(refresh_token: str, *, application_token: str | None = None,
+                               locale: str | None = None) -> Portal:
+    """Store (or update) the portal that ``refresh_token`` belongs to, as the OAuth server says."""
+    if not refresh_token:
+        raise InstallError("no_auth", "no refresh token")
+    try:
+        answer = refresh_tokens(_cfg("OLCHAT_B24_OAUTH_URL"), _cfg("OLCHAT_B24_CLIENT_ID"),
+                                _cfg("OLCHAT_B24_CLIENT_SECRET"), refresh_token, timeout=_timeout())
+    except B24Unavailable as exc:
+        raise InstallError("unavailable", str(exc)) from exc
+    except B24Error as exc:
+        raise InstallError("no_auth", str(exc)) from exc
+    member_id = str(answer.get("member_id") or "")
+    domain = str(answer.get("domain") or "")
+    if not member_id or not domain:
+        raise InstallError("no_auth", "the OAuth server named no portal")
+    portal = db.session.scalar(db.select(Portal).filter_by(member_id=member_id))
+    if portal is None:
+        portal = Portal(member_id=member_id, domain=domain, kind="bitrix")
+        db.session.add(portal)
+    portal.domain = domain
+    portal.kind = "bitrix"
+    store_tokens(portal, answer)
+    if application_token:
+        portal.application_token = application_token
+    if locale in ("ru", "en"):
+        portal.locale = locale
+    portal.client_endpoint = answer.get("client_endpoint")
+    db.session.commit()
+    _forget_portal(member_id)
+    return portal
+
+
+def store_tokens(portal: Portal, answer: dict) -> None:
+    portal.access_token = answer.get("access_token")
+    expires_in = int(answer.get("expires_in") or 3600)
+    portal.access_expires_at = utcnow() + timedelta(seconds=expires_in)
+    if answer.get("refresh_token"):
+        portal.refresh_token_enc = secrets_box(current_app).seal(answer["refresh_token"])
+
+
+def app_client(portal: Portal) -> B24Client:
+    """A REST client with the portal's app token, renewed on expiry (one renewal at a time)."""
+
+    def renew() -> str:
+        return renew_app_token(portal.id)
+
+    return B24Client(portal.domain, portal.access_token or "", scheme=_cfg("OLCHAT_B24_SCHEME"),
+                     read_timeout=_timeout(), on_expired=renew)
+
+
+_renew_lock = threading.Lock()
+
+
+def renew_app_token(portal_id: int) -> str:
+    """Refresh the portal's app token pair; each refresh makes the old refresh token useless.
+
+    Two workers must not refresh one portal at once: the row is locked (FOR
+    UPDATE on PostgreSQL; SQLite serialises writers) and a token another worker
+    renewed a moment ago is reused.
+    """
+    with _renew_lock:
+        db.session.rollback()
+        portal = db.session.scalar(db.select(Portal).filter_by(id=portal_id).with_for_update())
+        if portal is None:
+            raise InstallError("no_auth", "portal is gone")
+        if portal.access_expires_at and portal.updated_at and utcnow() - portal.updated_at < timedelta(seconds=5):
+            db.session.commit()
+            return portal.access_token or ""
+        refresh = secrets_box(current_app).open(portal.refresh_token_enc or "")
+        answer = refresh_tokens(_cfg("OLCHAT_B24_OAUTH_URL"), _cfg("OLCHAT_B24_CLIENT_ID"),
+                                _cfg("OLCHAT_B24_CLIENT_SECRET"), refresh or "", timeout=_timeout())
+        store_tokens(portal, answer)
+        db.session.commit()
+        return portal.access_token or ""
+
+
+def register_widget(portal: Portal) -> None:
+    """Register the field type and the card placements; safe to run again (re-install)."""
+    client = app_client(portal)
+    handler = url_for("b24.widget_handler", _external=True)
+    app_page = url_for("b24.app_page", _external=True)
+    existing = client.call("userfieldtype.list", {}) or []
+    if isinstance(existing, dict):
+        existing = list(existing.values())
+    field = {"USER_TYPE_ID": USER_TYPE_ID, "HANDLER": handler, "TITLE": FIELD_TITLE,
+             "DESCRIPTION": "Статусы WhatsApp, регион, оператор и время клиента; чаты и отправка сообщений",
+             "OPTIONS": {"height": 360}}
+    known = {str(item.get("USER_TYPE_ID")) for item in existing if isinstance(item, dict)}
+    commands: dict = {"field": ("userfieldtype.update" if USER_TYPE_ID in known else "userfieldtype.add", field)}
+    for placement in CARD_PLACEMENTS:
+        # Unbind, then bind: a re-install never leaves two handlers in one place.
+        commands[f"unbind_{placement}"] = ("placement.unbind", {"PLACEMENT": placement, "HANDLER": app_page})
+        commands[f"bind_{placement}"] = ("placement.bind", {"PLACEMENT": placement, "HANDLER": app_page,
+                                                             "TITLE": "WhatsApp (OLChat)"})
+    commands["uninstall_event"] = ("event.bind", {"event": "ONAPPUNINSTALL",
+                                                  "handler": url_for("b24.events", _external=True)})
+    result = client.batch(commands, halt=False)
+    errors = {k: v for k, v in (result.errors or {}).items()
+              if not k.startswith(("unbind_", "uninstall_event"))}
+    if errors:
+        raise InstallError("register", "; ".join(f"{k}: {v}" for k, v in errors.items()))
+    portal.installed = True
+    db.session.commit()
+
+
+def uninstall(member_id: str, application_token: str) -> bool:
+    """Delete everything of the portal, if ``application_token`` is the one it installed with."""
+    portal = db.session.scalar(db.select(Portal).filter_by(member_id=member_id))
+    if portal is None or not portal.application_token or portal.application_token != application_token:
+        return False
+    for table in PORTAL_TABLES:
+        db.session.execute(delete(table).where(table.portal_id == portal.id))
+    db.session.delete(portal)
+    db.session.commit()
+    _forget_portal(member_id)
+    return True
+
+
+def _forget_portal(member_id: str) -> None:
+    from ..runtime import runtime
+
+    runtime().portals.pop(member_id)
+
+
+# ---------------------------------------------------------------- users
+
+
+@dataclass(frozen=True)
+class VerifiedUser:
+    portal_id: int
+    member_id: str
+    user_id: str
+    name: str
+    is_admin: bool
+
+
+_verdicts: dict[str, tuple[float, VerifiedUser]] = {}
+_verdicts_lock = threading.Lock()
+
+
+def verify_user(member_id: str, domain: str, access_token: str, expires_in: int) -> VerifiedUser:
+    """Check a token a user's browser handed us (BX24.getAuth) against the stored portal.
+
+    Raises InstallError('no_auth') for an unknown portal, a domain that is not
+    the stored one, or a token Bitrix24 refuses; InstallError('unavailable')
+    when Bitrix24 cannot be asked. The verdict is kept for the token's life.
+    """
+    portal = db.session.scalar(db.select(Portal).filter_by(member_id=member_id))
+    if portal is None or portal.kind != "bitrix":
+        raise InstallError("no_auth", "unknown portal")
+    if domain and domain.lower() != portal.domain.lower():
+        raise InstallError("no_auth", "domain differs from the installed portal")
+    key = hashlib.sha256(f"{portal.id}:{access_token}".encode()).hexdigest()
+    now = time.monotonic()
+    with _verdicts_lock:
+        hit = _verdicts.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+        for stale in [k for k, (until, _) in _verdicts.items() if until <= now]:
+            _verdicts.pop(stale, None)
+    try:
+        info = verify_user_token(portal.domain, access_token, scheme=_cfg("OLCHAT_B24_SCHEME"), timeout=_timeout())
+    except B24Unavailable as exc:
+        raise InstallError("unavailable", str(exc)) from exc
+    except (B24AuthError, B24Error) as exc:
+        raise InstallError("no_auth", str(exc)) from exc
+    if info.get("member_id") and str(info["member_id"]) != portal.member_id:
+        raise InstallError("no_auth", "token belongs to another portal")
+    user = VerifiedUser(portal.id, portal.member_id, str(info.get("user_id") or ""),
+                        str(info.get("user_name") or ""), bool(info.get("is_admin")))
+    if not user.user_id:
+        raise InstallError("no_auth", "Bitrix24 named no user")
+    ttl = max(min(int(expires_in or 0), 3600), 0) or 600
+    with _verdicts_lock:
+        _verdicts[key] = (now + ttl, user)
+    return user
