@@ -233,6 +233,7 @@ class FakeBitrix24:
         self.latency = 0.0
         self.lenient_ids = False  # guess-mode: cast a non-scalar id to 1 like PHP's (int)[1, 2]
         self._forced: list[FakeError] = []
+        self._method_faults: list[dict] = []
         # bucket
         self.bucket_level = 0.0
         self._bucket_at = clock()
@@ -326,6 +327,14 @@ class FakeBitrix24:
         """Answer the next ``count`` REST requests with this error (after the bucket, before auth)."""
         with self._lock:
             self._forced += [FakeError(code, description, status)] * count
+
+    def fail_method(self, method: str, code: str, description: str = "", status: int = 400, *,
+                    count: int | None = None, match: Callable[[dict], bool] | None = None) -> None:
+        """Make ``method`` answer this error (also inside batches), ``count`` times or always,
+        for calls whose params satisfy ``match``."""
+        with self._lock:
+            self._method_faults.append({"method": method.lower(), "error": FakeError(code, description, status),
+                                        "count": count, "match": match})
 
     # -- users and tokens
 
@@ -508,6 +517,8 @@ class FakeBitrix24:
                 return 200, body
             except FakeError as err:
                 return err.status, {"error": err.code, "error_description": err.description}
+            except Exception as exc:  # a bug in the fake must look like a portal error, not a hang-up
+                return 500, {"error": "INTERNAL_SERVER_ERROR", "error_description": f"fake: {exc!r}"}
 
     def handle_oauth(self, params: dict) -> tuple[int, Any]:
         """Serve /oauth/token/: only grant_type=refresh_token."""
@@ -586,6 +597,11 @@ class FakeBitrix24:
     def _dispatch(self, user_id: int, method: str, params: dict) -> tuple[Any, dict]:
         method = method.lower()
         self.calls.append(method)
+        for fault in self._method_faults:
+            if fault["method"] == method and fault["count"] != 0 and (fault["match"] is None or fault["match"](params)):
+                if fault["count"] is not None:
+                    fault["count"] -= 1
+                raise fault["error"]
         handler = _METHODS.get(method)
         if handler is None:
             raise FakeError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
