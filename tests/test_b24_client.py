@@ -385,3 +385,50 @@ def test_shared_session_is_used(fake, tokens):
     client = B24Client(fake.domain, tokens["access_token"], scheme="http", session=session)
     assert client.session is session
     assert client.call("user.admin") is True
+
+
+# -- the install methods the fake stores for the app's tests ----------------------------
+
+def test_install_registrations_are_stored_and_idempotency_is_visible(fake, client):
+    handler = "https://app.example/b24/widget"
+    assert client.call("userfieldtype.add", {"USER_TYPE_ID": "olchatwa", "HANDLER": handler,
+                                             "TITLE": "OLChat WhatsApp — статусы и чаты", "OPTIONS": {"height": 300}})
+    with pytest.raises(B24Error) as info:  # a second add of the same type
+        client.call("userfieldtype.add", {"USER_TYPE_ID": "olchatwa", "HANDLER": handler})
+    assert info.value.code == "ERROR_CORE"
+    assert client.call("userfieldtype.list") == [{"USER_TYPE_ID": "olchatwa", "HANDLER": handler,
+                                                  "TITLE": "OLChat WhatsApp — статусы и чаты", "DESCRIPTION": ""}]
+    assert client.call("userfieldtype.update", {"USER_TYPE_ID": "olchatwa", "HANDLER": handler + "?v=2"})
+    assert fake.userfield_types["olchatwa"]["HANDLER"] == handler + "?v=2"
+    assert fake.userfield_types["olchatwa"]["OPTIONS"] == {"height": 300}
+
+    res = client.batch({f"p{t}": ("placement.bind", {"PLACEMENT": f"CRM_{t}_DETAIL_ACTIVITY",
+                                                     "HANDLER": "https://app.example/b24/app", "TITLE": "OLChat"})
+                        for t in ("LEAD", "DEAL", "CONTACT", "COMPANY")})
+    assert res.errors == {} and len(fake.placements) == 4
+    again = client.batch({"p": ("placement.bind", {"PLACEMENT": "CRM_DEAL_DETAIL_ACTIVITY",
+                                                   "HANDLER": "https://app.example/b24/app"})})
+    assert again.errors["p"].code == "ERROR_CORE"
+    assert client.call("placement.unbind", {"PLACEMENT": "CRM_LEAD_DETAIL_ACTIVITY"}) == {"count": 1}
+    assert client.call("event.bind", {"event": "ONAPPUNINSTALL", "handler": "https://app.example/b24/events"})
+    assert fake.events[0]["event"] == "ONAPPUNINSTALL"
+    assert client.call("app.info")["CODE"] == fake.client_id
+
+
+def test_userfieldtype_add_is_refused_inside_a_batch_and_for_non_admins(fake, client):
+    res = client.batch({"t": ("userfieldtype.add", {"USER_TYPE_ID": "x", "HANDLER": "https://a/"})})
+    assert res.errors["t"].code == "ERROR_BATCH_METHOD_NOT_ALLOWED" and fake.userfield_types == {}
+    operator = B24Client(fake.domain, fake.issue_tokens(2)["access_token"], scheme="http")
+    with pytest.raises(B24AccessDenied):
+        operator.call("userfieldtype.add", {"USER_TYPE_ID": "x", "HANDLER": "https://a/"})
+
+
+def test_fake_takes_form_bodies_and_query_auth_like_bitrix(fake, tokens):
+    form = requests.post(f"{fake.url}/rest/crm.item.get.json",
+                         data={"auth": tokens["access_token"], "entityTypeId": "2", "id": "10"}, timeout=5).json()
+    assert form["result"]["item"]["contactIds"] == [1, 2]
+    query = requests.get(f"{fake.url}/rest/batch", timeout=5, params={
+        "auth": tokens["access_token"], "halt": "0",
+        "cmd[d]": "crm.item.get?entityTypeId=2&id=10",
+        "cmd[c]": "crm.item.get?entityTypeId=3&id=%24result%5Bd%5D%5Bitem%5D%5BcontactIds%5D%5B1%5D"}).json()
+    assert query["result"]["result"]["c"]["item"]["name"] == "Анна"
