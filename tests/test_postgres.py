@@ -1,0 +1,168 @@
+"""The same guarantees on PostgreSQL (DATABASE_URL=postgresql://…): a throwaway server per test run.
+
+Skipped when PostgreSQL's server binaries are not installed (apt-get install postgresql).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+
+from olchat_widget import create_app
+from olchat_widget.cli import init_db
+from olchat_widget.models import LineDay, NumberCheck, OutgoingMessage, db
+from tests.conftest import NUMBERING_CSV, Widget
+from tests.html import parse
+from tests.test_guard import CountingGateway, ask
+
+BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    # initdb refuses to run as root; the Debian package creates the postgres user.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--"] + args
+    return args
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if not BINARIES:
+        pytest.skip("PostgreSQL server is not installed (apt-get install postgresql)")
+    bindir = BINARIES[-1]
+    base = tempfile.mkdtemp(prefix="olchat-pg-")
+    os.chmod(base, 0o777)
+    data = os.path.join(base, "data")
+    port = _free_port()
+    try:
+        subprocess.run(_as_postgres([f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust"]),
+                       check=True, capture_output=True)
+        subprocess.run(_as_postgres([f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(base, "log"),
+                                     "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"]),
+                       check=True, capture_output=True)
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"cannot start a PostgreSQL server here: {exc}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(_as_postgres([f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def database(postgres):
+    """A fresh database on the server for one test."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{postgres}/{name}"
+
+
+def pg_app(url: str, **overrides):
+    config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "OLCHAT_SECRET_KEY": "pg",
+              "OLCHAT_CHECK_PAUSE": 0.0, "OLCHAT_NUMBERING_PATH": str(NUMBERING_CSV)}
+    config.update(overrides)
+    app = create_app(config)
+    with app.app_context():
+        init_db()
+    return app
+
+
+def test_widget_flow_on_postgres(database):
+    app = pg_app(database)
+    widget = Widget(app.test_client())
+    card = {"entity_type": 2, "entity_id": 10}
+    body = parse(widget.get("/widget/body", **card).data)
+    phones = [li.get("data-phone") for li in body.find_all("li", data_phone=True)]
+    assert phones[0] == "+79161234567"
+    row = parse(widget.get("/widget/phone", phone="+79261112233", **card).data).find("li", data_phone="+79261112233")
+    assert row.get("data-whatsapp") == "yes"
+    key = parse(widget.get("/widget/compose", phone="+79261112233", line="sales", **card).data).find(
+        "input", name="key").get("value")
+    sent = widget.post("/widget/send", {"text": "Привет из PostgreSQL", "key": key, "phone": "+79261112233",
+                                        "line": "sales"}, **card)
+    assert parse(sent.data).find("p", data_notice="ok") is not None
+
+
+def test_two_apps_share_check_memory_and_single_flight_on_postgres(database):
+    apps = [pg_app(database), pg_app(database)]
+    gateway = CountingGateway(delay=0.3)
+    results, lock = [], threading.Lock()
+
+    def run(app):
+        status = ask(app, "+79161234567", gateway)
+        with lock:
+            results.append(status.state)
+
+    threads = [threading.Thread(target=run, args=(apps[i % 2],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert gateway.checks == 1 and results == ["yes"] * 6
+    with apps[1].app_context():
+        assert db.session.scalar(db.select(db.func.count(NumberCheck.id))) == 1
+
+
+def test_budget_is_exact_under_concurrency_on_postgres(database):
+    app = pg_app(database)
+    gateway = CountingGateway(delay=0.01)
+    phones = iter(f"+7916000{n:04d}" for n in range(12))
+    lock = threading.Lock()
+
+    def run():
+        with lock:
+            phone = next(phones)
+        ask(app, phone, gateway, budget=5)
+
+    threads = [threading.Thread(target=run) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert gateway.checks == 5
+    with app.app_context():
+        assert db.session.scalar(db.select(LineDay.checks)) == 5
+
+
+def test_concurrent_duplicate_sends_go_out_once_on_postgres(database):
+    app = pg_app(database)
+    widget = Widget(app.test_client())
+    card = {"entity_type": 2, "entity_id": 10}
+    widget.get("/widget/body", **card)
+    widget.get("/widget/phone", phone="+79261112233", **card)
+    gateway = app.extensions["olchat"].demo_gateway
+    gateway.delay = 0.2
+    key = uuid.uuid4().hex
+    notices = []
+
+    def press():
+        answer = app.test_client().post("/widget/send", query_string=card, headers=widget.headers(),
+                                        data={"text": "Одно", "key": key, "phone": "+79261112233", "line": "sales"})
+        notices.append(parse(answer.data).find("p", data_notice=True).get("data-notice"))
+
+    threads = [threading.Thread(target=press) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert gateway.calls["send_text"] == 1 and notices == ["ok"] * 8
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(OutgoingMessage.id))) == 1
