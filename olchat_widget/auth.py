@@ -31,7 +31,8 @@ class PortalRef:
 
     @property
     def origin(self) -> str:
-        return f"https://{self.domain}"
+        # http only for local test portals (OLCHAT_B24_SCHEME), like every REST call.
+        return f"{current_app.config['OLCHAT_B24_SCHEME']}://{self.domain}"
 
     @classmethod
     def of(cls, portal: Portal) -> "PortalRef":

@@ -56,11 +56,6 @@ class Portal(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    @property
-    def origin(self) -> str:
-        """The portal's web origin, for frame-ancestors."""
-        return f"https://{self.domain}"
-
 
 class Settings(db.Model):
     """Portal settings an admin changes on the settings page."""

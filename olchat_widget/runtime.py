@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import threading
 
+import requests
+
 from cachetools import TTLCache
 from flask import current_app, g
 
@@ -65,7 +67,8 @@ class Runtime:
         self.phone_lists = LockedTTLCache(20_000, max(ttl, 1))  # (portal, card, fetched_at, ...) -> described
         self.fragments = LockedTTLCache(20_000, 60)  # (portal, ...inputs) -> rendered HTML
         self.gateways: dict = {}  # (portal, config fingerprint) -> Gateway
-        self.breakers: dict = {}  # gateway server URL -> CircuitBreaker
+        self.breakers: dict = {}
+        self.http_sessions: dict = {}  # remote key -> requests.Session  # gateway server URL -> CircuitBreaker
         self.lock = threading.Lock()
 
 
@@ -82,8 +85,19 @@ def crm_for(portal) -> CrmSource:
 
     client = B24Client(portal.domain, getattr(g, "b24_token", None) or "",
                        scheme=current_app.config["OLCHAT_B24_SCHEME"],
-                       read_timeout=current_app.config["OLCHAT_B24_TIMEOUT"])
+                       read_timeout=current_app.config["OLCHAT_B24_TIMEOUT"],
+                       session=http_session(("b24", portal.id)))
     return BitrixCrm(client)
+
+
+def http_session(key) -> requests.Session:
+    """One requests.Session per remote (kept connections), shared by the app's threads."""
+    rt = runtime()
+    with rt.lock:
+        session = rt.http_sessions.get(key)
+        if session is None:
+            session = rt.http_sessions[key] = requests.Session()
+    return session
 
 
 def gateway_for(portal) -> Gateway:

@@ -19,7 +19,8 @@ from sqlalchemy import delete
 from ..crypto import secrets_box
 from ..models import (Chat, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal, PortalLine,
                       Settings, UserPreference, db, utcnow)
-from .client import B24AuthError, B24Client, B24Error, B24Unavailable, refresh_tokens, verify_user_token
+from .client import (B24AuthError, B24Client, B24Error, B24Unavailable, domain_of_endpoint, refresh_tokens,
+                     verify_user_token)
 
 USER_TYPE_ID = "olchatwidget"
 FIELD_TITLE = "OLChat WhatsApp — статусы и чаты"
@@ -63,7 +64,8 @@ def install_from_refresh_token(refresh_token: str, *, application_token: str | N
     except B24Error as exc:
         raise InstallError("no_auth", str(exc)) from exc
     member_id = str(answer.get("member_id") or "")
-    domain = str(answer.get("domain") or "")
+    # The answer's "domain" is the OAuth server's own; the portal is in client_endpoint.
+    domain = domain_of_endpoint(str(answer.get("client_endpoint") or "")) or ""
     if not member_id or not domain:
         raise InstallError("no_auth", "the OAuth server named no portal")
     portal = db.session.scalar(db.select(Portal).filter_by(member_id=member_id))
@@ -97,8 +99,10 @@ def app_client(portal: Portal) -> B24Client:
     def renew() -> str:
         return renew_app_token(portal.id)
 
+    from ..runtime import http_session
+
     return B24Client(portal.domain, portal.access_token or "", scheme=_cfg("OLCHAT_B24_SCHEME"),
-                     read_timeout=_timeout(), on_expired=renew)
+                     read_timeout=_timeout(), on_expired=renew, session=http_session(("b24", portal.id)))
 
 
 _renew_lock = threading.Lock()
@@ -139,7 +143,12 @@ def register_widget(portal: Portal) -> None:
              "DESCRIPTION": "Статусы WhatsApp, регион, оператор и время клиента; чаты и отправка сообщений",
              "OPTIONS": {"height": 360}}
     known = {str(item.get("USER_TYPE_ID")) for item in existing if isinstance(item, dict)}
-    commands: dict = {"field": ("userfieldtype.update" if USER_TYPE_ID in known else "userfieldtype.add", field)}
+    # userfieldtype.add/update are refused inside a batch: call them on their own.
+    try:
+        client.call("userfieldtype.update" if USER_TYPE_ID in known else "userfieldtype.add", field)
+    except B24Error as exc:
+        raise InstallError("register", f"userfieldtype: {exc}") from exc
+    commands: dict = {}
     for placement in CARD_PLACEMENTS:
         # Unbind, then bind: a re-install never leaves two handlers in one place.
         commands[f"unbind_{placement}"] = ("placement.unbind", {"PLACEMENT": placement, "HANDLER": app_page})
