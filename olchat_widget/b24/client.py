@@ -379,7 +379,7 @@ def verify_user_token(domain: str, access_token: str, *, scheme: str = "https", 
     works on the *stored* domain of that member.
     """
     client = B24Client(domain, access_token, scheme=scheme, connect_timeout=min(3.05, timeout),
-                       read_timeout=timeout, session=session, retry_pauses=())
+                       read_timeout=timeout, session=session)
     res = client.batch({"app": ("app.info", None), "me": ("profile", None)})
     app = res.unwrap("app") or {}
     me = res.unwrap("me") or {}
