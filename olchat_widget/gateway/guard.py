@@ -147,6 +147,10 @@ class PresenceGuard:
             return known
         if line_id is None:
             return Status(UNKNOWN, reason="noline")
+        breaker = getattr(gateway, "breaker", None)
+        if breaker is not None and breaker.state == "open":
+            # The gateway is known to be down: answer now, touch neither budget nor claims.
+            return Status(UNKNOWN, reason="gateway")
         if not self._claim(portal_id, phone):
             return self._await_other_worker(portal_id, phone)
         try:

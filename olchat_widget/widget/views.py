@@ -187,12 +187,22 @@ def phone_row():
     row = _card_row(entity_type, entity_id)
     choice = service.choose_line(g.portal, g.user.id, request.args.get("line"))
     line = choice.chosen
-    status = Status(UNKNOWN, reason="gateway") if choice.error is not None else _presence(row.e164, line)
+    if choice.error is not None:
+        # Lines cannot be listed (gateway down, key refused): what is remembered still counts.
+        remembered = runtime().guard.known(g.portal.id, [row.e164]).get(row.e164)
+        status = remembered or Status(UNKNOWN, reason=_status_reason(choice.error))
+    else:
+        status = _presence(row.e164, line)
     chat = None
     if status.state == YES and line is not None and line.can_send and status.chat_id:
         chat = service.find_chat(g.portal, line.id, row.e164, status.chat_id)
     return fragment("widget/_phone_row.html", entity_type=entity_type, entity_id=entity_id,
                     row=row, status=status, line=line, chat=chat)
+
+
+def _status_reason(exc: GatewayError) -> str:
+    reason = gateway_reason(exc)
+    return {"rate": "restricted", "line": "line"}.get(reason, "gateway")
 
 
 def _card_row(entity_type: int, entity_id: int):
