@@ -1,6 +1,8 @@
 """Flask commands: init-db, numbering (update / status)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -16,11 +18,31 @@ def init_db() -> None:
     demo_portal()
 
 
+def seed_numbering() -> str | None:
+    """Give a new deployment the shared numbering plan snapshot, if it has none yet; say what was done."""
+    from .config import shared_numbering_snapshot
+    from .phones import NumberingPlanError, update_registry
+
+    target = Path(current_app.config["OLCHAT_NUMBERING_PATH"])
+    snapshot = shared_numbering_snapshot()
+    if target.exists() or snapshot is None:
+        return None
+    try:
+        result = update_registry(str(snapshot), str(target))
+    except NumberingPlanError as exc:
+        return f"Numbering plan not seeded: {exc}"
+    current_app.extensions.get("olchat_numbering_reset", lambda: None)()
+    return f"Numbering plan seeded from {snapshot}: {result.rows} ranges"
+
+
 @click.command("init-db")
 @with_appcontext
 def init_db_command():
     """Create the database tables (safe to run again)."""
     init_db()
+    note = seed_numbering()
+    if note:
+        click.echo(note)
     click.echo(f"Database ready: {current_app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}")
 
 

@@ -144,9 +144,11 @@ def _instance_secret(instance: Path) -> str:
 
 
 def _default_numbering_path(instance: Path) -> Path:
-    """Prefer the copy `numbering update` keeps; fall back to the shared snapshot in development."""
-    own = instance / "numbering" / "DEF-9xx.csv"
-    if own.exists():
-        return own
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ru-numbering" / "DEF-9xx.csv"
-    return shared if shared.exists() else own
+    """The deployment's own copy of the numbering plan; `init-db` seeds it, `numbering update` replaces it."""
+    return instance / "numbering" / "DEF-9xx.csv"
+
+
+def shared_numbering_snapshot() -> Path | None:
+    """The snapshot in ../shared beside a development checkout, if there is one."""
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ru-numbering" / "DEF-9xx.csv"
+    return path if path.exists() else None

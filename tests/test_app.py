@@ -87,3 +87,21 @@ def test_wsgi_exposes_the_app():
     import wsgi
 
     assert wsgi.app.name == "olchat_widget"
+
+
+def test_init_db_seeds_the_numbering_plan_once(tmp_path, monkeypatch):
+    from tests.conftest import NUMBERING_CSV
+
+    if not NUMBERING_CSV.exists():
+        pytest.skip("the shared numbering snapshot is not beside this checkout")
+    target = tmp_path / "numbering" / "DEF-9xx.csv"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'n.sqlite3'}", "OLCHAT_SECRET_KEY": "k",
+                      "OLCHAT_NUMBERING_PATH": str(target)})
+    first = app.test_cli_runner().invoke(args=["init-db"])
+    assert "Numbering plan seeded" in first.output and target.exists()
+    second = app.test_cli_runner().invoke(args=["init-db"])
+    assert "seeded" not in second.output
+    from olchat_widget.phones.numbering import plan_for_app
+
+    with app.app_context():
+        assert plan_for_app(app).rows > 17000
