@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..models import CheckClaim, LineDay, NumberCheck, db, get_or_create, utcnow
-from .base import Gateway, GatewayError, GatewayRateLimited, GatewayTimeout, GatewayUnavailable, LineNotConnected
+from .base import Gateway, GatewayError, GatewayRateLimited, GatewayTimeout, LineNotConnected
 
 YES, NO, UNKNOWN, CHECKING = "yes", "no", "unknown", "checking"
 
@@ -167,7 +167,7 @@ class PresenceGuard:
             except GatewayError as exc:
                 # Refused before reaching WhatsApp: give the budget back.
                 count_line(portal_id, line_id, checks=-1)
-                return Status(UNKNOWN, reason=_reason(exc))
+                return Status(UNKNOWN, reason=unknown_reason(exc))
             if answer is None:
                 return Status(CHECKING)
             return self._store(portal_id, phone, line_id, answer)
@@ -247,13 +247,12 @@ class PresenceGuard:
         return Status(CHECKING)
 
 
-def _reason(exc: GatewayError) -> str:
+def unknown_reason(exc: GatewayError) -> str:
+    """Why a number's status is unknown after ``exc``: line | restricted | gateway."""
     if isinstance(exc, LineNotConnected):
         return "line"
     if isinstance(exc, GatewayRateLimited):
         return "restricted"
-    if isinstance(exc, GatewayUnavailable):
-        return "gateway"
     return "gateway"
 
 

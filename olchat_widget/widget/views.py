@@ -15,7 +15,7 @@ from ..auth import widget_required
 from ..crm.base import CrmError
 from ..errors import crm_reason, error_response, gateway_reason
 from ..gateway.base import GatewayError
-from ..gateway.guard import CHECKING, UNKNOWN, YES, Status
+from ..gateway.guard import CHECKING, UNKNOWN, YES, Status, unknown_reason
 from ..gateway.outbox import FAILED, SENT, UNKNOWN as SEND_UNKNOWN, send_once
 from ..i18n import t
 from ..runtime import gateway_for, runtime
@@ -190,7 +190,7 @@ def phone_row():
     if choice.error is not None:
         # Lines cannot be listed (gateway down, key refused): what is remembered still counts.
         remembered = runtime().guard.known(g.portal.id, [row.e164]).get(row.e164)
-        status = remembered or Status(UNKNOWN, reason=_status_reason(choice.error))
+        status = remembered or Status(UNKNOWN, reason=unknown_reason(choice.error))
     else:
         status = _presence(row.e164, line)
     chat = None
@@ -198,11 +198,6 @@ def phone_row():
         chat = service.find_chat(g.portal, line.id, row.e164, status.chat_id)
     return fragment("widget/_phone_row.html", entity_type=entity_type, entity_id=entity_id,
                     row=row, status=status, line=line, chat=chat)
-
-
-def _status_reason(exc: GatewayError) -> str:
-    reason = gateway_reason(exc)
-    return {"rate": "restricted", "line": "line"}.get(reason, "gateway")
 
 
 def _card_row(entity_type: int, entity_id: int):
