@@ -239,7 +239,10 @@ def test_lines_show_state_and_a_dead_line_cannot_send(widget):
 def test_chosen_line_is_remembered_per_user(app, client):
     admin, operator = Widget(client, "admin"), Widget(client, "operator")
     answer = admin.post("/widget/lines", {"line": "support"}, **DEAL)
-    assert "olchat-line-changed" in answer.headers["HX-Trigger"]
+    # The phones block follows the new line in the same answer.
+    phones = parse(answer.data).find("section", id="olchat-phones")
+    assert phones.get("hx-swap-oob") == "true"
+    assert all("line=support" in li.get("hx-get", "line=support") for li in phones.find_all("li", data_phone=True))
     assert parse(admin.get("/widget/lines", **DEAL).data).find("option", selected=True).get("data-line") == "support"
     assert parse(operator.get("/widget/lines", **DEAL).data).find("option", selected=True).get("data-line") == "sales"
     with app.app_context():

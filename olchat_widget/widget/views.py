@@ -101,9 +101,15 @@ def choose_line():
     choice = service.choose_line(g.portal, g.user.id, request.form.get("line"))
     if choice.chosen is not None and choice.chosen.id == request.form.get("line"):
         service.remember_line(g.portal, g.user.id, choice.chosen.id)
-    return fragment("widget/_lines.html", trigger={"olchat-line-changed": {}}, choice=choice,
-                    entity_type=entity_type, entity_id=entity_id,
-                    error_reason=gateway_reason(choice.error) if choice.error else None)
+    lines_html = render_template("widget/_lines.html", choice=choice, entity_type=entity_type,
+                                 entity_id=entity_id, error_reason=gateway_reason(choice.error) if choice.error else None)
+    # The phones block follows the new line in the same answer (out of band): no second round trip.
+    phones = _phones_context(entity_type, entity_id)
+    if not isinstance(phones, dict):
+        return make_response(lines_html)
+    phones_html = render_template("widget/_phones.html", entity_type=entity_type, entity_id=entity_id, oob=True,
+                                  **phones)
+    return make_response(lines_html + phones_html)
 
 
 # ---------------------------------------------------------------- phones (F1–F4, F7–F9)
