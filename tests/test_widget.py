@@ -95,6 +95,7 @@ def test_invalid_entries_are_listed_not_dropped(widget):
     invalid = page.find_all("li", data_invalid_phone=True)
     assert [li.get("data-invalid-phone") for li in invalid] == ["12"]
     assert "ООО «Ромашка»" in invalid[0].text
+    assert "слишком короткий" in invalid[0].text and "исправьте в карточке" in invalid[0].text
 
 
 def test_description_shows_region_operator_and_time(widget):
