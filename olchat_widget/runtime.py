@@ -68,7 +68,9 @@ class Runtime:
         self.fragments = LockedTTLCache(20_000, 60)  # (portal, ...inputs) -> rendered HTML
         self.gateways: dict = {}  # (portal, config fingerprint) -> Gateway
         self.breakers: dict = {}
-        self.http_sessions: dict = {}  # remote key -> requests.Session  # gateway server URL -> CircuitBreaker
+        self.http_sessions: dict = {}  # remote key -> requests.Session
+        self.verdicts = LockedTTLCache(100_000, 3600)  # sha256(portal, user token) -> (until, VerifiedUser)
+        self.renew_lock = threading.Lock()  # one app-token refresh at a time in this worker  # gateway server URL -> CircuitBreaker
         self.lock = threading.Lock()
 
 

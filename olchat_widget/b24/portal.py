@@ -8,7 +8,6 @@ domain. Every later call goes to the stored domain only.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -105,9 +104,6 @@ def app_client(portal: Portal) -> B24Client:
                      read_timeout=_timeout(), on_expired=renew, session=http_session(("b24", portal.id)))
 
 
-_renew_lock = threading.Lock()
-
-
 def renew_app_token(portal_id: int) -> str:
     """Refresh the portal's app token pair; each refresh makes the old refresh token useless.
 
@@ -115,7 +111,9 @@ def renew_app_token(portal_id: int) -> str:
     UPDATE on PostgreSQL; SQLite serialises writers) and a token another worker
     renewed a moment ago is reused.
     """
-    with _renew_lock:
+    from ..runtime import runtime
+
+    with runtime().renew_lock:
         db.session.rollback()
         portal = db.session.scalar(db.select(Portal).filter_by(id=portal_id).with_for_update())
         if portal is None:
@@ -196,10 +194,6 @@ class VerifiedUser:
     is_admin: bool
 
 
-_verdicts: dict[str, tuple[float, VerifiedUser]] = {}
-_verdicts_lock = threading.Lock()
-
-
 def verify_user(member_id: str, domain: str, access_token: str, expires_in: int) -> VerifiedUser:
     """Check a token a user's browser handed us (BX24.getAuth) against the stored portal.
 
@@ -212,14 +206,14 @@ def verify_user(member_id: str, domain: str, access_token: str, expires_in: int)
         raise InstallError("no_auth", "unknown portal")
     if domain and domain.lower() != portal.domain.lower():
         raise InstallError("no_auth", "domain differs from the installed portal")
+    from ..runtime import runtime
+
+    verdicts = runtime().verdicts
     key = hashlib.sha256(f"{portal.id}:{access_token}".encode()).hexdigest()
     now = time.monotonic()
-    with _verdicts_lock:
-        hit = _verdicts.get(key)
-        if hit and hit[0] > now:
-            return hit[1]
-        for stale in [k for k, (until, _) in _verdicts.items() if until <= now]:
-            _verdicts.pop(stale, None)
+    hit = verdicts.get(key)
+    if hit and hit[0] > now:
+        return hit[1]
     try:
         info = verify_user_token(portal.domain, access_token, scheme=_cfg("OLCHAT_B24_SCHEME"), timeout=_timeout())
     except B24Unavailable as exc:
@@ -232,7 +226,7 @@ def verify_user(member_id: str, domain: str, access_token: str, expires_in: int)
                         str(info.get("user_name") or ""), bool(info.get("is_admin")))
     if not user.user_id:
         raise InstallError("no_auth", "Bitrix24 named no user")
+    # Kept for the token's life (at most an hour): the verdict cannot outlive the token.
     ttl = max(min(int(expires_in or 0), 3600), 0) or 600
-    with _verdicts_lock:
-        _verdicts[key] = (now + ttl, user)
+    verdicts.set(key, (now + ttl, user))
     return user
