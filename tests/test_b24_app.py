@@ -303,3 +303,22 @@ def test_a_token_of_one_portal_reaches_nothing_of_another(tmp_path, fake):
         settings = {s.portal_id: s.orange_start for s in db.session.scalars(db.select(Settings))}
         demo_id = db.session.scalar(db.select(Portal.id).filter_by(kind="demo"))
         assert settings.get(demo_id, "08:00") == "08:00"
+
+
+def test_expired_app_token_is_refreshed_once_and_the_new_pair_replaces_the_old(b24_app, fake):
+    from olchat_widget.b24 import portal as portals
+    from olchat_widget.crypto import secrets_box
+
+    client = b24_app.test_client()
+    install(client, fake)
+    with b24_app.test_request_context("/"):
+        portal = db.session.scalar(db.select(Portal).filter_by(member_id=fake.member_id))
+        old_refresh = secrets_box(b24_app).open(portal.refresh_token_enc)
+        fake.expire_all()
+        before = fake.oauth_requests
+        portals.register_widget(portal)  # needs the app token: expired, so it is renewed first
+        assert fake.oauth_requests == before + 1
+        db.session.refresh(portal)
+        new_refresh = secrets_box(b24_app).open(portal.refresh_token_enc)
+        assert new_refresh != old_refresh
+        assert fake.refresh_token_valid(new_refresh) and not fake.refresh_token_valid(old_refresh)

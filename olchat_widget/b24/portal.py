@@ -95,21 +95,24 @@ def store_tokens(portal: Portal, answer: dict) -> None:
 def app_client(portal: Portal) -> B24Client:
     """A REST client with the portal's app token, renewed on expiry (one renewal at a time)."""
 
+    failed_token = portal.access_token or ""
+
     def renew() -> str:
-        return renew_app_token(portal.id)
+        return renew_app_token(portal.id, failed_token)
 
     from ..runtime import http_session
 
-    return B24Client(portal.domain, portal.access_token or "", scheme=_cfg("OLCHAT_B24_SCHEME"),
+    return B24Client(portal.domain, failed_token, scheme=_cfg("OLCHAT_B24_SCHEME"),
                      read_timeout=_timeout(), on_expired=renew, session=http_session(("b24", portal.id)))
 
 
-def renew_app_token(portal_id: int) -> str:
-    """Refresh the portal's app token pair; each refresh makes the old refresh token useless.
+def renew_app_token(portal_id: int, failed_token: str) -> str:
+    """Refresh the portal's app token pair after ``failed_token`` expired; return the new access token.
 
-    Two workers must not refresh one portal at once: the row is locked (FOR
-    UPDATE on PostgreSQL; SQLite serialises writers) and a token another worker
-    renewed a moment ago is reused.
+    Each refresh makes the old refresh token useless, so two workers must not
+    refresh one portal at once: the row is locked (FOR UPDATE on PostgreSQL;
+    SQLite serialises writers), and when the stored token is no longer the one
+    that failed, another worker has renewed it already and that one is used.
     """
     from ..runtime import runtime
 
@@ -118,9 +121,9 @@ def renew_app_token(portal_id: int) -> str:
         portal = db.session.scalar(db.select(Portal).filter_by(id=portal_id).with_for_update())
         if portal is None:
             raise InstallError("no_auth", "portal is gone")
-        if portal.access_expires_at and portal.updated_at and utcnow() - portal.updated_at < timedelta(seconds=5):
+        if portal.access_token and portal.access_token != failed_token:
             db.session.commit()
-            return portal.access_token or ""
+            return portal.access_token
         refresh = secrets_box(current_app).open(portal.refresh_token_enc or "")
         answer = refresh_tokens(_cfg("OLCHAT_B24_OAUTH_URL"), _cfg("OLCHAT_B24_CLIENT_ID"),
                                 _cfg("OLCHAT_B24_CLIENT_SECRET"), refresh or "", timeout=_timeout())
