@@ -105,6 +105,35 @@ class UserPreference(db.Model):
     line_id: Mapped[str | None] = mapped_column(String(128))
 
 
+class CachedCard(db.Model):
+    """A card's phones as the CRM gave them, shared by every worker for the freshness window (F14).
+
+    Bitrix24 allows a portal 2 requests a second; a card loaded by one worker
+    must not be loaded again by another a moment later.
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "entity_type_id", "entity_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    entity_type_id: Mapped[int]
+    entity_id: Mapped[int]
+    data: Mapped[str] = mapped_column(Text)  # JSON, crm.base.card_to_dict
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TokenVerdict(db.Model):
+    """A user's Bitrix24 token we verified, by its hash, until the token expires."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "token_hash"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    user_name: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool]
+    expires_at: Mapped[datetime]
+
+
 class NumberCheck(db.Model):
     """The remembered answer to "does this number have WhatsApp" (B1).
 

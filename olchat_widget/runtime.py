@@ -69,7 +69,7 @@ class Runtime:
         self.gateways: dict = {}  # (portal, config fingerprint) -> Gateway
         self.breakers: dict = {}
         self.http_sessions: dict = {}  # remote key -> requests.Session
-        self.verdicts = LockedTTLCache(100_000, 3600)  # sha256(portal, user token) -> (until, VerifiedUser)
+        self.verdicts = LockedTTLCache(100_000, 3600)  # sha256(portal, user token) -> (until UTC, VerifiedUser)
         self.renew_lock = threading.Lock()  # one app-token refresh at a time in this worker  # gateway server URL -> CircuitBreaker
         self.lock = threading.Lock()
 

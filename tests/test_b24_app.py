@@ -322,3 +322,52 @@ def test_expired_app_token_is_refreshed_once_and_the_new_pair_replaces_the_old(b
         new_refresh = secrets_box(b24_app).open(portal.refresh_token_enc)
         assert new_refresh != old_refresh
         assert fake.refresh_token_valid(new_refresh) and not fake.refresh_token_valid(old_refresh)
+
+
+def test_first_look_at_a_card_costs_one_request_with_the_token_check(b24_app, fake):
+    client = b24_app.test_client()
+    install(client, fake)
+    pair = fake.issue_tokens(2)
+    fake.reset_counters()
+    answer = client.post("/b24/token", json={"access_token": pair["access_token"], "member_id": fake.member_id,
+                                             "domain": fake.domain, "expires_in": 3600,
+                                             "entity_type": 2, "entity_id": 10})
+    assert answer.status_code == 200 and fake.requests == 1
+    widget = Widget.__new__(Widget)
+    widget.client, widget.token = client, answer.json["token"]
+    body = widget.get("/widget/body", entity_type=2, entity_id=10)
+    assert 'data-phone="+79161234567"' in body.data.decode()
+    assert fake.requests == 1  # the card came with the token check
+
+
+def test_other_workers_reuse_the_verdict_and_the_card(tmp_path, fake):
+    config = dict(OLCHAT_B24_CLIENT_ID=fake.client_id, OLCHAT_B24_CLIENT_SECRET=fake.client_secret,
+                  OLCHAT_B24_OAUTH_URL=fake.url, OLCHAT_B24_SCHEME="http")
+    first, second = make_app(tmp_path, **config), make_app(tmp_path, **config)
+    install(first.test_client(), fake)
+    pair = fake.issue_tokens(1)
+    payload = {"access_token": pair["access_token"], "member_id": fake.member_id, "domain": fake.domain,
+               "expires_in": 3600, "entity_type": 2, "entity_id": 10}
+    assert first.test_client().post("/b24/token", json=payload).status_code == 200
+    fake.reset_counters()
+    answer = second.test_client().post("/b24/token", json=payload)
+    assert answer.status_code == 200
+    widget = Widget.__new__(Widget)
+    widget.client, widget.token = second.test_client(), answer.json["token"]
+    assert widget.get("/widget/body", entity_type=2, entity_id=10).status_code == 200
+    assert fake.requests == 0
+
+
+@pytest.mark.parametrize("switch", ["overload", "bucket"])
+def test_a_busy_portal_is_not_mistaken_for_missing_rights(b24_app, fake, switch):
+    client = b24_app.test_client()
+    install(client, fake)
+    pair = fake.issue_tokens(1)
+    if switch == "overload":
+        fake.overload = True
+    else:
+        fake.fill_bucket()
+        fake.drain_per_second = 0
+    answer = client.post("/b24/token", json={"access_token": pair["access_token"], "member_id": fake.member_id,
+                                             "domain": fake.domain})
+    assert answer.status_code == 503 and answer.json["error"] == "unavailable"

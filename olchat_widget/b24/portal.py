@@ -8,7 +8,6 @@ domain. Every later call goes to the stored domain only.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,10 +15,11 @@ from flask import current_app, url_for
 from sqlalchemy import delete
 
 from ..crypto import secrets_box
-from ..models import (Chat, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal, PortalLine,
-                      Settings, UserPreference, db, utcnow)
-from .client import (B24AuthError, B24Client, B24Error, B24Unavailable, domain_of_endpoint, refresh_tokens,
-                     verify_user_token)
+from ..auth import PortalRef
+from ..models import (CachedCard, Chat, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal,
+                      PortalLine, Settings, TokenVerdict, UserPreference, db, get_or_create, utcnow)
+from .client import (B24Client, B24Error, B24Overload, B24QueryLimit, B24Unavailable, domain_of_endpoint,
+                     refresh_tokens)
 
 USER_TYPE_ID = "olchatwidget"
 FIELD_TITLE = "OLChat WhatsApp — статусы и чаты"
@@ -28,7 +28,7 @@ CARD_PLACEMENTS = ("CRM_LEAD_DETAIL_ACTIVITY", "CRM_DEAL_DETAIL_ACTIVITY", "CRM_
 
 # Tables that hold a portal's data; all of it goes when the portal uninstalls.
 PORTAL_TABLES = (OutgoingMessage, Chat, NumberCheck, CheckClaim, LineDay, UserPreference, PortalLine,
-                 GatewayServer, Settings)
+                 GatewayServer, Settings, CachedCard, TokenVerdict)
 
 
 class InstallError(Exception):
@@ -197,39 +197,90 @@ class VerifiedUser:
     is_admin: bool
 
 
-def verify_user(member_id: str, domain: str, access_token: str, expires_in: int) -> VerifiedUser:
+def verify_user(member_id: str, domain: str, access_token: str, expires_in: int,
+                card: tuple[int, int] | None = None) -> VerifiedUser:
     """Check a token a user's browser handed us (BX24.getAuth) against the stored portal.
 
     Raises InstallError('no_auth') for an unknown portal, a domain that is not
     the stored one, or a token Bitrix24 refuses; InstallError('unavailable')
-    when Bitrix24 cannot be asked. The verdict is kept for the token's life.
+    when Bitrix24 cannot be asked or is over its limits. The verdict is kept
+    for the token's life, for every worker.
+
+    ``card`` (entity type, id) rides in the same batch: the user's first look
+    at a card costs one request to the portal, not two, which is what keeps 50
+    operators opening cards at once inside the portal's 2-requests-a-second limit.
     """
     portal = db.session.scalar(db.select(Portal).filter_by(member_id=member_id))
     if portal is None or portal.kind != "bitrix":
         raise InstallError("no_auth", "unknown portal")
     if domain and domain.lower() != portal.domain.lower():
         raise InstallError("no_auth", "domain differs from the installed portal")
+    token_hash = hashlib.sha256(f"{portal.id}:{access_token}".encode()).hexdigest()
+    known = _known_verdict(portal.id, token_hash)
+    if known is not None:
+        return known
+    from ..crm.bitrix import BitrixCrm
+    from ..runtime import http_session
+
+    client = B24Client(portal.domain, access_token, scheme=_cfg("OLCHAT_B24_SCHEME"),
+                       connect_timeout=min(3.05, _timeout()), read_timeout=_timeout(),
+                       session=http_session(("b24", portal.id)), retry_pauses=())
+    crm = BitrixCrm(client)
+    commands = {"me": ("profile", None), "app": ("app.info", None)}
+    wants_card = card is not None and card[0] > 0 and card[1] > 0
+    if wants_card:
+        commands.update(crm.plan(*card))
+    try:
+        result = client.batch(commands)
+        me = result.unwrap("me") or {}
+        result.unwrap("app")
+    except (B24Unavailable, B24QueryLimit, B24Overload) as exc:
+        raise InstallError("unavailable", str(exc)) from exc
+    except B24Error as exc:
+        raise InstallError("no_auth", str(exc)) from exc
+    if not isinstance(me, dict) or not me.get("ID"):
+        raise InstallError("no_auth", "Bitrix24 named no user")
+    name = " ".join(str(p) for p in (me.get("NAME"), me.get("LAST_NAME")) if p).strip()
+    user = VerifiedUser(portal.id, portal.member_id, str(me["ID"]), name, bool(me.get("ADMIN")))
+    # Kept for the token's life (at most an hour): the verdict cannot outlive the token.
+    ttl = max(min(int(expires_in or 0), 3600), 0) or 600
+    _remember_verdict(portal.id, token_hash, user, ttl)
+    if wants_card:
+        from ..crm.base import CrmError
+        from ..widget.service import remember_card
+
+        try:
+            remember_card(PortalRef.of(portal), crm.card_from(card[0], card[1], result))
+        except CrmError:
+            pass  # no rights, deleted...: the widget's own request will say so
+    return user
+
+
+def _known_verdict(portal_id: int, token_hash: str) -> VerifiedUser | None:
     from ..runtime import runtime
 
     verdicts = runtime().verdicts
-    key = hashlib.sha256(f"{portal.id}:{access_token}".encode()).hexdigest()
-    now = time.monotonic()
-    hit = verdicts.get(key)
-    if hit and hit[0] > now:
+    hit = verdicts.get(token_hash)
+    if hit is not None and hit[0] > utcnow():
         return hit[1]
-    try:
-        info = verify_user_token(portal.domain, access_token, scheme=_cfg("OLCHAT_B24_SCHEME"), timeout=_timeout())
-    except B24Unavailable as exc:
-        raise InstallError("unavailable", str(exc)) from exc
-    except (B24AuthError, B24Error) as exc:
-        raise InstallError("no_auth", str(exc)) from exc
-    if info.get("member_id") and str(info["member_id"]) != portal.member_id:
-        raise InstallError("no_auth", "token belongs to another portal")
-    user = VerifiedUser(portal.id, portal.member_id, str(info.get("user_id") or ""),
-                        str(info.get("user_name") or ""), bool(info.get("is_admin")))
-    if not user.user_id:
-        raise InstallError("no_auth", "Bitrix24 named no user")
-    # Kept for the token's life (at most an hour): the verdict cannot outlive the token.
-    ttl = max(min(int(expires_in or 0), 3600), 0) or 600
-    verdicts.set(key, (now + ttl, user))
+    row = db.session.scalar(db.select(TokenVerdict).filter_by(portal_id=portal_id, token_hash=token_hash))
+    if row is None or row.expires_at <= utcnow():
+        return None
+    portal = db.session.get(Portal, portal_id)
+    user = VerifiedUser(portal_id, portal.member_id, row.user_id, row.user_name, row.is_admin)
+    verdicts.set(token_hash, (row.expires_at, user))
     return user
+
+
+def _remember_verdict(portal_id: int, token_hash: str, user: VerifiedUser, ttl: int) -> None:
+    from ..runtime import runtime
+
+    until = utcnow() + timedelta(seconds=ttl)
+    runtime().verdicts.set(token_hash, (until, user))
+    # Expired verdicts of the portal go as new ones come: the table stays small.
+    db.session.execute(delete(TokenVerdict).where(TokenVerdict.portal_id == portal_id,
+                                                  TokenVerdict.expires_at <= utcnow()))
+    row = get_or_create(TokenVerdict, {"user_id": user.user_id, "user_name": user.name, "is_admin": user.is_admin,
+                                       "expires_at": until}, portal_id=portal_id, token_hash=token_hash)
+    row.expires_at = until
+    db.session.commit()

@@ -82,9 +82,14 @@ def token():
     member_id = str(data.get("member_id") or "")
     if not access_token or not member_id:
         return {"error": "no_auth"}, 401
+    card = None
+    try:
+        card = (int(data.get("entity_type") or 0), int(data.get("entity_id") or 0))
+    except (TypeError, ValueError):
+        card = None
     try:
         user = portals.verify_user(member_id, str(data.get("domain") or ""), access_token,
-                                   int(data.get("expires_in") or 0))
+                                   int(data.get("expires_in") or 0), card=card)
     except portals.InstallError as exc:
         # unavailable: Bitrix24's side is down — the message names that cause.
         return {"error": exc.reason}, 401 if exc.reason == "no_auth" else 503

@@ -78,6 +78,23 @@ class Card:
     extra: dict = field(default_factory=dict, compare=False)
 
 
+def card_to_dict(card: Card) -> dict:
+    """A JSON-ready form of the card, for the cache shared by workers."""
+    return {
+        "t": card.entity_type_id, "id": card.entity_id, "title": card.title,
+        "phones": [[p.value, p.owner.kind, p.owner.id, p.owner.name, p.value_type] for p in card.phones],
+        "chats": [[c.chat_id, c.connector_id, c.title] for c in card.chats],
+    }
+
+
+def card_from_dict(data: dict) -> Card:
+    return Card(
+        int(data["t"]), int(data["id"]), str(data.get("title") or ""),
+        tuple(RawPhone(v, Owner(kind, int(oid), name), vt) for v, kind, oid, name, vt in data.get("phones", [])),
+        tuple(CrmChat(str(cid), conn, title) for cid, conn, title in data.get("chats", [])),
+    )
+
+
 class CrmError(Exception):
     reason = "crm_error"
 

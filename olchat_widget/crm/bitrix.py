@@ -117,7 +117,13 @@ class BitrixCrm:
         if entity_id <= 0:  # a card being created: nothing to ask yet
             return Card(entity_type_id, 0, "")
         sent_before = self.client.requests_sent
-        res = self._run(self._plan(entity_type_id, entity_id))
+        return self.card_from(entity_type_id, entity_id, self._run(self.plan(entity_type_id, entity_id)),
+                              sent_before=sent_before)
+
+    def card_from(self, entity_type_id: int, entity_id: int, res: BatchResult, *, sent_before: int | None = None) -> Card:
+        """Read the card out of a batch that ran :meth:`plan` (possibly with other commands beside it)."""
+        if sent_before is None:
+            sent_before = self.client.requests_sent - 1
         if "item" in res.errors:
             raise crm_error(res.errors["item"])
         item = _item_of(res.get("item"))
@@ -156,7 +162,8 @@ class BitrixCrm:
 
     # -- the plan
 
-    def _plan(self, t: int, n: int) -> dict:
+    def plan(self, t: int, n: int) -> dict:
+        """The first batch's commands for card (t, n); keys: item, c0.., co0.., chats."""
         ref = "$result[item][item]"
         cmds: dict[str, tuple[str, dict]] = {"item": ("crm.item.get", {"entityTypeId": t, "id": n})}
         if t != CONTACT:

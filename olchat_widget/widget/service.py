@@ -6,15 +6,16 @@ memory). WhatsApp presence is the guard's job; views only glue these together.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
-from datetime import datetime, time as dtime, timezone
+from datetime import datetime, time as dtime, timedelta, timezone
 
 from flask import current_app
 
-from ..crm.base import Card, Owner
+from ..crm.base import Card, Owner, card_from_dict, card_to_dict
 from ..gateway.base import ChatRef, GatewayError, Line, WORKING
-from ..models import Chat, Settings, UserPreference, db, get_or_create, utcnow
+from ..models import CachedCard, Chat, Settings, UserPreference, db, get_or_create, utcnow
 from ..phones import ClientTime, PhoneInfo, Thresholds, client_time, describe, parse_phone_field
 from ..phones.numbering import plan_for_app
 from ..runtime import crm_for, gateway_for, runtime
@@ -131,16 +132,35 @@ def _parse_field(value: str, region: str) -> tuple:
 
 
 def load_card(portal, entity_type_id: int, entity_id: int, *, fresh: bool = False) -> tuple[Card, datetime]:
-    """Return the card and when it was fetched; the CRM is asked at most once per freshness window."""
+    """Return the card and when it was fetched; the CRM is asked at most once per freshness window.
+
+    Process cache, then the table shared by all workers, then the CRM.
+    """
     cards = runtime().cards
     key = (portal.id, entity_type_id, entity_id)
     if not fresh:
         hit = cards.get(key)
         if hit is not None:
             return hit
-    card = crm_for(portal).get_card(entity_type_id, entity_id)
+        stored = db.session.scalar(db.select(CachedCard).filter_by(
+            portal_id=portal.id, entity_type_id=entity_type_id, entity_id=entity_id))
+        ttl = timedelta(seconds=current_app.config["OLCHAT_CACHE_TTL"])
+        if stored is not None and utcnow() - stored.fetched_at < ttl:
+            entry = (card_from_dict(json.loads(stored.data)), stored.fetched_at)
+            cards.set(key, entry)
+            return entry
+    return remember_card(portal, crm_for(portal).get_card(entity_type_id, entity_id))
+
+
+def remember_card(portal, card: Card) -> tuple[Card, datetime]:
+    """Keep a card fetched from the CRM for every worker; return it with its time."""
     entry = (card, utcnow())
-    cards.set(key, entry)
+    runtime().cards.set((portal.id, card.entity_type_id, card.entity_id), entry)
+    row = get_or_create(CachedCard, {"data": "{}"}, portal_id=portal.id, entity_type_id=card.entity_type_id,
+                        entity_id=card.entity_id)
+    row.data = json.dumps(card_to_dict(card), ensure_ascii=False)
+    row.fetched_at = entry[1]
+    db.session.commit()
     return entry
 
 
@@ -273,5 +293,9 @@ def forget_card(portal, entity_type_id: int, entity_id: int) -> None:
     """Drop everything cached for the card and the portal's lines and chats («Обновить данные виджета»)."""
     rt = runtime()
     rt.cards.pop((portal.id, entity_type_id, entity_id))
+    db.session.execute(db.delete(CachedCard).where(CachedCard.portal_id == portal.id,
+                                                   CachedCard.entity_type_id == entity_type_id,
+                                                   CachedCard.entity_id == entity_id))
+    db.session.commit()
     rt.lines.pop(portal.id)
     rt.chats.pop_where(lambda key: key[0] == portal.id)
