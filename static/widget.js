@@ -212,11 +212,40 @@
 
   document.addEventListener("htmx:afterSettle", function () {
     localiseTimes();
+    keepHistoryScroll();
     Bridge.fit();
   });
 
-  // Events the server sends in HX-Trigger.
-  body.addEventListener("olchat-open-chat", function (evt) { Bridge.openChat(evt.detail || {}); });
+  // History lists are newest last: a freshly loaded list shows its newest message (bottom),
+  // and a page of older messages loaded above keeps the messages the user was reading in place.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail.target;
+    var list = target && target.closest ? target.closest("ol.messages") : null;
+    if (list) { list.__olchatFromBottom = list.scrollHeight - list.scrollTop; }
+  });
+
+  function keepHistoryScroll() {
+    var lists = document.querySelectorAll("ol.messages");
+    for (var i = 0; i < lists.length; i++) {
+      var list = lists[i];
+      if (!list.hasAttribute("data-scrolled")) {
+        list.setAttribute("data-scrolled", "1");
+        list.scrollTop = list.scrollHeight;
+      } else if (typeof list.__olchatFromBottom === "number") {
+        list.scrollTop = list.scrollHeight - list.__olchatFromBottom;
+        delete list.__olchatFromBottom;
+      }
+    }
+  }
+
+  // Events the server sends in HX-Trigger. htmx adds the requesting element to the event's
+  // detail (detail.elt): pass on only the plain fields, a DOM node cannot be posted to the parent.
+  function chatDetail(detail) {
+    detail = detail || {};
+    return { line: detail.line, phone: detail.phone, entity_type: detail.entity_type,
+             entity_id: detail.entity_id, b24Chat: detail.b24Chat || detail.b24_chat };
+  }
+  body.addEventListener("olchat-open-chat", function (evt) { Bridge.openChat(chatDetail(evt.detail)); });
   body.addEventListener("olchat-set-value", function (evt) { Bridge.setValue((evt.detail || {}).value); });
 
   // Buttons that talk to the parent window rather than to our server.
