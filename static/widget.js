@@ -116,9 +116,12 @@
     if (mode === "bitrix") {
       if (typeof window.BX24 === "undefined") { return Promise.reject(new Error("no_auth")); }
       return bitrixAuth(refresh).then(function (auth) {
+        // The card rides along: the server checks the token and reads the card in one request.
         return postJson("/b24/token", {
           access_token: auth.access_token, domain: auth.domain, member_id: auth.member_id,
-          expires_in: auth.expires_in, lang: lang
+          expires_in: auth.expires_in, lang: lang,
+          entity_type: Number(body.getAttribute("data-entity-type")) || 0,
+          entity_id: Number(body.getAttribute("data-entity-id")) || 0
         });
       });
     }
@@ -149,7 +152,10 @@
   }
 
   function start() {
-    renew(false).then(function () {
+    renew(false).catch(function () {
+      // The parent's token may just have expired: ask Bitrix24 for a fresh one once.
+      return mode === "bitrix" ? renew(true) : Promise.reject(new Error("no_auth"));
+    }).then(function () {
       htmx.trigger(body, "olchat-ready");
     }).catch(showNoAuth);
   }
