@@ -146,9 +146,13 @@ def load_card(portal, entity_type_id: int, entity_id: int, *, fresh: bool = Fals
             portal_id=portal.id, entity_type_id=entity_type_id, entity_id=entity_id))
         ttl = timedelta(seconds=current_app.config["OLCHAT_CACHE_TTL"])
         if stored is not None and utcnow() - stored.fetched_at < ttl:
-            entry = (card_from_dict(json.loads(stored.data)), stored.fetched_at)
-            cards.set(key, entry)
-            return entry
+            try:
+                entry = (card_from_dict(json.loads(stored.data)), stored.fetched_at)
+            except (ValueError, KeyError, TypeError):
+                entry = None  # written by another version of the app: ask the CRM again
+            if entry is not None:
+                cards.set(key, entry)
+                return entry
     return remember_card(portal, crm_for(portal).get_card(entity_type_id, entity_id))
 
 
@@ -156,9 +160,11 @@ def remember_card(portal, card: Card) -> tuple[Card, datetime]:
     """Keep a card fetched from the CRM for every worker; return it with its time."""
     entry = (card, utcnow())
     runtime().cards.set((portal.id, card.entity_type_id, card.entity_id), entry)
-    row = get_or_create(CachedCard, {"data": "{}"}, portal_id=portal.id, entity_type_id=card.entity_type_id,
-                        entity_id=card.entity_id)
-    row.data = json.dumps(card_to_dict(card), ensure_ascii=False)
+    data = json.dumps(card_to_dict(card), ensure_ascii=False)
+    # Inserted whole: another worker must never read a row whose data is not written yet.
+    row = get_or_create(CachedCard, {"data": data, "fetched_at": entry[1]}, portal_id=portal.id,
+                        entity_type_id=card.entity_type_id, entity_id=card.entity_id)
+    row.data = data
     row.fetched_at = entry[1]
     db.session.commit()
     return entry
