@@ -284,6 +284,9 @@ def find_chat(portal, line_id: str, phone: str, chat_id: str) -> ChatRef | None:
         ref = gateway_for(portal).find_chat(line_id, chat_id)
     except GatewayError:
         return None  # unknown: «Создать чат» opens the chat anyway if it exists
+    if ref is not None:
+        # Remembered for every worker: a chat, once it exists, does not stop existing.
+        get_or_create(Chat, {"chat_id": ref.chat_id}, portal_id=portal.id, line_id=line_id, phone=phone)
     cache.set(key, ref or False)
     return ref
 
