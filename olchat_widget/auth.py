@@ -59,7 +59,11 @@ class AdminRequired(Exception):
 
 
 def _box() -> Box:
-    return Box(current_app.config["OLCHAT_SECRET_KEY"], "widget-token")
+    # Built once per app: deriving the key on every request costs more than checking the token.
+    box = current_app.extensions.get("olchat_token_box")
+    if box is None:
+        box = current_app.extensions["olchat_token_box"] = Box(current_app.config["OLCHAT_SECRET_KEY"], "widget-token")
+    return box
 
 
 def issue_token(portal: Portal, user: WidgetUser, *, b24_token: str | None = None, locale: str = "ru") -> str:
