@@ -1,7 +1,6 @@
 """OLChat «Статусы и чаты»: the WhatsApp widget for Bitrix24 CRM cards."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from flask import Flask

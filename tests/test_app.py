@@ -42,18 +42,15 @@ def test_init_db_creates_tables_and_the_demo_portal(tmp_path):
     assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
 
 
-def test_instance_secret_is_generated_once_and_shared(tmp_path, monkeypatch):
-    monkeypatch.delenv("OLCHAT_SECRET_KEY", raising=False)
-    config = {"SQLALCHEMY_DATABASE_URI": "sqlite://"}
+def test_instance_secret_is_generated_once_and_shared(tmp_path):
+    import stat
 
-    def app_in(instance):
-        from flask import Flask  # noqa: F401  (create_app takes the instance path from Flask)
-        app = create_app(dict(config))
-        return app
+    from olchat_widget.config import _instance_secret
 
-    monkeypatch.chdir(tmp_path)
-    first, second = app_in(tmp_path), app_in(tmp_path)
-    assert first.config["SECRET_KEY"] and first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
+    first, second = _instance_secret(tmp_path), _instance_secret(tmp_path)
+    assert len(first) > 40 and first == second  # every worker of a deployment signs with the same key
+    assert stat.S_IMODE((tmp_path / "secret_key").stat().st_mode) == 0o600
+    assert not list(tmp_path.glob(".secret_key.*"))  # no half-written leftovers
 
 
 def test_demo_data_file_replaces_the_built_in_portal(tmp_path):

@@ -89,7 +89,7 @@ def test_reinstall_is_idempotent(b24_app, fake):
 
 def test_install_with_a_forged_refresh_token_stores_nothing(b24_app, fake):
     client = b24_app.test_client()
-    page = client.post(f"/b24/install?DOMAIN=evil.example", data={"REFRESH_ID": "forged", "AUTH_ID": "x"})
+    page = client.post("/b24/install?DOMAIN=evil.example", data={"REFRESH_ID": "forged", "AUTH_ID": "x"})
     assert page.status_code == 401
     assert "Нет данных авторизации от Битрикс24" in page.data.decode()
     with b24_app.app_context():

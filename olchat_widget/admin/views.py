@@ -9,7 +9,6 @@ from sqlalchemy import delete
 
 from ..auth import WidgetUser, admin_required, issue_token
 from ..crm.base import ENTITY_NAMES
-from ..i18n import t
 from ..crypto import secrets_box
 from ..gateway.base import GatewayError
 from ..models import GatewayServer, LineDay, Portal, PortalLine, db, get_or_create, utcnow

@@ -14,7 +14,6 @@ from flask import Blueprint, abort, current_app, g, make_response, render_templa
 from ..auth import widget_required
 from ..crm.base import CrmError
 from ..errors import crm_reason, error_response, gateway_reason
-from ..gateway.base import GatewayError
 from ..gateway.guard import CHECKING, UNKNOWN, YES, Status, unknown_reason
 from ..gateway.outbox import FAILED, SENT, UNKNOWN as SEND_UNKNOWN, send_once
 from ..i18n import t

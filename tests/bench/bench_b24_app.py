@@ -30,16 +30,10 @@ import collections
 import concurrent.futures as cf
 import html
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -49,6 +43,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.fakes.fake_bitrix24 import CONTACT, DEAL, FakeBitrix24  # noqa: E402
+from tests.bench.server import check_log, gunicorn  # noqa: E402
 
 ROW_URL = re.compile(r'hx-get="(/widget/phone\?[^"]+)"')
 PHONE_ROW = re.compile(r'<li[^>]*\sdata-phone="')
@@ -103,47 +98,8 @@ def portal(operators: int) -> CountingFake:
 # ---------------------------------------------------------------- the app under gunicorn
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-@contextmanager
-def gunicorn(env_extra: dict, workers: int, threads: int):
-    """Run the app under gunicorn in a fresh instance folder; yield (base URL, log path)."""
-    tmp = Path(tempfile.mkdtemp(prefix="olchat-bench-b24-"))
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp / 'bench.sqlite3'}", OLCHAT_SECRET_KEY="bench-b24",
-               **{k: str(v) for k, v in env_extra.items()})
-    log = tmp / "gunicorn.log"
-    proc = None
-    try:
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "init-db"], cwd=REPO, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        with open(log, "wb") as log_file:
-            proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads",
-                                     str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-                                     "wsgi:app"], cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if requests.get(base + "/healthz", timeout=3).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.05)
-        else:
-            raise SystemExit("gunicorn did not start:\n" + log.read_text(errors="replace"))
-        yield base, log
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def app_env(fake: FakeBitrix24) -> dict:
@@ -319,14 +275,6 @@ def operators(base: str, fake: CountingFake, count: int, seconds: float, problem
         problems.append(f"operators: answers /b24/token {dict(token_codes)}, widget {dict(codes)} (goal: all 200)")
 
 
-def check_log(log: Path, problems: list[str]) -> None:
-    """A traceback in the server's log is a bug even when the answer looked fine: show its last lines."""
-    text = log.read_text(errors="replace")
-    count = text.count("Traceback")
-    if count:
-        print(f"   server log: {count} traceback(s); the last one ends:")
-        print("     " + "\n     ".join(text.strip().splitlines()[-6:]))
-        problems.append(f"gunicorn logged {count} traceback(s)")
 
 
 def main() -> int:
