@@ -371,3 +371,27 @@ def test_a_busy_portal_is_not_mistaken_for_missing_rights(b24_app, fake, switch)
     answer = client.post("/b24/token", json={"access_token": pair["access_token"], "member_id": fake.member_id,
                                              "domain": fake.domain})
     assert answer.status_code == 503 and answer.json["error"] == "unavailable"
+
+
+def test_portal_over_its_limit_is_retried_then_explained(b24_app, fake):
+    client = b24_app.test_client()
+    install(client, fake)
+    widget = B24Widget(client, fake)
+    fake.fill_bucket()
+    fake.drain_per_second = 0  # stays full: the retries cannot succeed
+    fake.reset_counters()
+    answer = widget.get("/widget/body", entity_type=2, entity_id=10)
+    assert answer.status_code == 429
+    assert "временно ограничил запросы" in answer.data.decode()
+    assert fake.requests == 3  # the first try and at most 2 retries
+
+
+def test_overloaded_portal_is_not_retried(b24_app, fake):
+    client = b24_app.test_client()
+    install(client, fake)
+    widget = B24Widget(client, fake)
+    fake.overload = True
+    fake.reset_counters()
+    answer = widget.get("/widget/body", entity_type=2, entity_id=10)
+    assert answer.status_code == 200 and "Битрикс24 не отвечает" in answer.data.decode()
+    assert fake.requests == 1
