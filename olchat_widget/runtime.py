@@ -10,7 +10,7 @@ from flask import current_app, g
 
 from .crm.base import CrmSource
 from .crm.demo import DemoCrm
-from .demo import load_demo_data
+from .demo import DemoDataError, load_demo_data
 from .gateway.base import Gateway
 from .gateway.demo import DemoGateway
 from .gateway.guard import PresenceGuard
@@ -48,11 +48,17 @@ class Runtime:
         cfg = app.config
         self.demo_data = load_demo_data(cfg["OLCHAT_DEMO_DATA"] or None)
         self.demo_member_id = str(self.demo_data["portal"]["member_id"])
-        self.demo_crm = DemoCrm(self.demo_data, delay=cfg["OLCHAT_DEMO_CRM_DELAY"], fail=cfg["OLCHAT_DEMO_CRM_FAIL"])
-        self.demo_gateway = DemoGateway(self.demo_data, delay=cfg["OLCHAT_DEMO_GATEWAY_DELAY"],
-                                        check_delay=cfg["OLCHAT_DEMO_GATEWAY_CHECK_DELAY"],
-                                        fail=cfg["OLCHAT_DEMO_GATEWAY_FAIL"],
-                                        fail_as=cfg["OLCHAT_DEMO_GATEWAY_FAIL_AS"])
+        try:
+            self.demo_crm = DemoCrm(self.demo_data, delay=cfg["OLCHAT_DEMO_CRM_DELAY"],
+                                    fail=cfg["OLCHAT_DEMO_CRM_FAIL"])
+            self.demo_gateway = DemoGateway(self.demo_data, delay=cfg["OLCHAT_DEMO_GATEWAY_DELAY"],
+                                            check_delay=cfg["OLCHAT_DEMO_GATEWAY_CHECK_DELAY"],
+                                            fail=cfg["OLCHAT_DEMO_GATEWAY_FAIL"],
+                                            fail_as=cfg["OLCHAT_DEMO_GATEWAY_FAIL_AS"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # Say which part of the file is wrong instead of a bare traceback at start.
+            raise DemoDataError(f"demo data {cfg['OLCHAT_DEMO_DATA'] or '(built-in)'} does not fit the shape "
+                                f"in PRODUCT.md: {type(exc).__name__}: {exc}") from exc
         ttl = cfg["OLCHAT_CACHE_TTL"]
         self.guard = PresenceGuard(ttl_yes=cfg["OLCHAT_PRESENCE_TTL_YES"], ttl_no=cfg["OLCHAT_PRESENCE_TTL_NO"],
                                    cache_ttl=ttl, pause=cfg["OLCHAT_CHECK_PAUSE"], wait=cfg["OLCHAT_CHECK_WAIT"])

@@ -260,7 +260,7 @@
     if (!button) { return; }
     var action = button.getAttribute("data-action");
     var detail = {
-      line: button.getAttribute("data-line"), phone: button.getAttribute("data-phone"),
+      line: button.getAttribute("data-for-line"), phone: button.getAttribute("data-for-phone"),
       entity_type: button.getAttribute("data-entity-type"), entity_id: button.getAttribute("data-entity-id"),
       b24Chat: button.getAttribute("data-b24-chat")
     };

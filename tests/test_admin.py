@@ -65,7 +65,7 @@ def test_checks_and_sends_per_line_are_shown(client):
     key = compose.find("input", name="key").get("value")
     admin.post("/widget/send", {"text": "Привет", "key": key, "phone": "+79261112233", "line": "sales"}, **DEAL)
     table = parse(admin.get("/admin/settings/form").data)
-    row = table.find("tr", data_line="sales")
+    row = table.find("tr", data_stats_line="sales")
     assert row.get("data-checks") == "2" and row.get("data-sends") == "1"
     assert "2.0" in row.text
 

@@ -258,16 +258,16 @@ def test_line_choice_reloads_phones_and_survives_a_reload(page, server):
     assert options.evaluate_all("ns => ns.map(n => [n.dataset.line, n.dataset.status])") == [
         ["sales", "WORKING"], ["support", "WORKING"], ["old", "SCAN_QR_CODE"]]
     expect(page.locator("#olchat-line-select")).to_have_value("sales")
-    expect(row(page, IVAN).locator('[data-action="open-app"]')).to_have_attribute("data-line", "sales")
+    expect(row(page, IVAN).locator('[data-action="open-app"]')).to_have_attribute("data-for-line", "sales")
 
     choose_line(page, page, "support")
-    expect(row(page, IVAN).locator('[data-action="open-app"]')).to_have_attribute("data-line", "support")
+    expect(row(page, IVAN).locator('[data-action="open-app"]')).to_have_attribute("data-for-line", "support")
     expect(page.locator("[data-line-health]")).to_have_attribute("data-line-health", "WORKING")
 
     page.reload()
     show_widget(page)
     expect(page.locator("#olchat-line-select")).to_have_value("support")
-    expect(row(page, IVAN).locator('[data-action="open-app"]')).to_have_attribute("data-line", "support")
+    expect(row(page, IVAN).locator('[data-action="open-app"]')).to_have_attribute("data-for-line", "support")
 
     # A line that needs a QR scan is shown as such and cannot send.
     choose_line(page, page, "old")

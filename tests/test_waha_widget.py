@@ -215,7 +215,7 @@ def test_a_portal_cannot_use_sessions_it_did_not_choose(tmp_path, waha):
     answer = admin.get("/widget/compose", phone=IVAN, line="sales", **DEAL)
     # "sales" is not this portal's line: the widget falls back to the portal's own line.
     form = parse(answer.data).find("form")
-    assert form is None or form.get("data-line") == "support"
+    assert form is None or form.get("data-for-line") == "support"
     assert waha.count(SEND_TEXT) == before
     assert waha.count(SESSIONS) >= 1
 

@@ -10,6 +10,7 @@ from tests.conftest import Widget, make_app, runtime_of, set_settings, write_dem
 from tests.html import parse
 
 DEAL = {"entity_type": 2, "entity_id": 10}
+IVAN = "+79161234567"
 
 
 def rows(html):
@@ -357,3 +358,21 @@ def test_english_locale(client):
     assert page.find("button", data_action="show-widget").text == "Show widget"
     found = load_rows(widget)
     assert found["+79261112233"].find("button", data_action="create-chat").text == "Create chat"
+
+
+def test_markup_contract_attributes_mark_only_what_they_promise(widget):
+    """data-phone only on phone rows, data-line/data-status only on line options (PRODUCT.md)."""
+    load_rows(widget)
+    widget.post("/widget/chat", phone="+79261112233", line="sales", **DEAL)
+    pages = [widget.get("/widget/body", **DEAL), widget.get("/widget/lines", **DEAL),
+             widget.get("/widget/compose", phone=IVAN, line="sales", **DEAL),
+             widget.get("/widget/history", phone=IVAN, line="sales", **DEAL),
+             widget.get("/app/chat/body", phone=IVAN, line="sales", **DEAL)]
+    pages += [widget.get("/widget/phone", phone=p, **DEAL) for p in (IVAN, "+79261112233")]
+    for answer in pages:
+        page = parse(answer.data)
+        assert {n.tag for n in page.find_all(data_phone=True)} <= {"li"}
+        assert all(n.get("data-whatsapp") in ("yes", "no", "unknown") for n in page.find_all(data_phone=True))
+        assert {n.tag for n in page.find_all(data_line=True)} <= {"option"}
+        assert {n.tag for n in page.find_all(data_status=True)} <= {"option"}
+        assert all(n.get("data-from-me") in ("true", "false") for n in page.find_all(data_message_id=True))
