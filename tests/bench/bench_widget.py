@@ -1,6 +1,6 @@
 """Widget figures (issue 3), measured against the app under gunicorn with the demo backends.
 
-    .venv/bin/python tests/bench/bench_widget.py [--seconds 6] [--rounds 3] [--workers 2] [--threads 8]
+    .venv/bin/python tests/bench/bench_widget.py [--seconds 10] [--rounds 5] [--workers 2] [--threads 8]
 
 Prints, in one run:
   1. requests/s of the warm phones fragment and of a trivial route (/healthz), and their ratio (goal ≥ 0.5);
@@ -84,6 +84,7 @@ def bench_throughput(args) -> tuple[float, float]:
         for _ in range(args.rounds):
             fragments.append(rate(phones, headers(tok), args.seconds / args.rounds))
             trivials.append(rate(base + "/healthz", {}, args.seconds / args.rounds))
+    print("rounds (fragment/trivial req/s): " + ", ".join(f"{f:.0f}/{t:.0f}" for f, t in zip(fragments, trivials)))
     return statistics.median(fragments), statistics.median(trivials)
 
 
@@ -150,8 +151,8 @@ def bench_statuses(args) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=6, help="load time per route, split into rounds")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10, help="load time per route, split into rounds")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
