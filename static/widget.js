@@ -187,8 +187,8 @@
   });
 
   function showFormError(form, html) {
-    var box = document.createElement("div");
-    box.innerHTML = html;  // our own escaped fragment; htmx's allowScriptTags=false aside, no script runs via innerHTML
+    // DOMParser builds an inert document: nothing in the answer loads or runs; only its text is used.
+    var box = new DOMParser().parseFromString(html || "", "text/html");
     var title = box.querySelector("strong");
     var text = box.querySelector("p");
     var note = form.querySelector(".notice") || document.createElement("p");
