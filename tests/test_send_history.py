@@ -198,3 +198,22 @@ def test_app_chat_view_shows_history_and_form(client, widget):
     body = parse(widget.get("/app/chat/body", phone=IVAN, line="sales", **DEAL).data)
     assert body.find("form", **{"class": "compose"}) is not None
     assert "/widget/history?" in body.find("div", **{"class": "panel"}).get("hx-get")
+
+
+def test_a_send_abandoned_by_a_dead_worker_is_settled_not_stuck(app, widget, demo_gateway):
+    from datetime import timedelta
+
+    from olchat_widget.models import Portal, utcnow
+
+    ready(widget)
+    with app.app_context():
+        portal_id = db.session.scalar(db.select(Portal.id))
+        # A worker wrote the row, got an id, and died before it could send.
+        db.session.add(OutgoingMessage(portal_id=portal_id, idempotency_key="k-dead", line_id="sales",
+                                       phone=ANNA, chat_id="79261112233@c.us", text="Осиротевшее",
+                                       message_id="true_dead_1", status="pending",
+                                       updated_at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+    answer = parse(send(widget, "Осиротевшее", "k-dead").data)
+    assert answer.find("p", data_notice="ok") is not None
+    assert demo_gateway.calls["send_text"] == 1  # looked up (not found), then sent once

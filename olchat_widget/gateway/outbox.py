@@ -9,6 +9,7 @@ anything is sent again, the pre-generated message id is looked up.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,9 @@ from .base import Gateway, GatewayError, GatewayTimeout
 from .guard import count_line
 
 PENDING, SENT, FAILED, UNKNOWN = "pending", "sent", "failed", "unknown"
+
+# A send still pending after this long lost its worker (gateway calls time out far sooner).
+ABANDONED = timedelta(minutes=2)
 
 
 def send_once(gateway: Gateway, *, portal_id: int, key: str, user_id: str | None, line_id: str, phone: str,
@@ -64,6 +68,13 @@ def _follow(gateway: Gateway, portal_id: int, key: str, wait: float) -> Outgoing
     while True:
         db.session.rollback()  # a fresh snapshot each time: the owner commits in another session
         row = db.session.scalar(select(OutgoingMessage).filter_by(portal_id=portal_id, idempotency_key=key))
+        if row.status == PENDING and utcnow() - row.updated_at > ABANDONED:
+            # The worker that owned it died mid-send: settle it like a send that timed out.
+            db.session.execute(update(OutgoingMessage).where(OutgoingMessage.id == row.id,
+                                                             OutgoingMessage.status == PENDING)
+                               .values(status=UNKNOWN, error="abandoned", updated_at=utcnow()))
+            db.session.commit()
+            continue
         if row.status == UNKNOWN:
             return reconcile(gateway, row)
         if row.status != PENDING or time.monotonic() >= deadline:
