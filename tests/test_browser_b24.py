@@ -35,7 +35,8 @@ expect = sync_api.expect
 from tests.conftest import make_app  # noqa: E402
 from tests.fakes.fake_bitrix24 import FakeBitrix24  # noqa: E402
 from tests.test_b24_app import DEMO, install  # noqa: E402
-from tests.test_browser import CHROMIUM_ARGS, TIMEOUT, Server, idle, row, settle  # noqa: E402
+from tests.test_browser import TIMEOUT, Server, idle, row, settle  # noqa: E402
+from tests.test_browser import browser  # noqa: E402,F401 -- the shared Chromium fixture
 
 pytestmark = pytest.mark.browser
 
@@ -96,23 +97,6 @@ def forged_auth(fake: FakeBitrix24, n: int) -> dict:
 
 
 # ---------------------------------------------------------------- browser, portal, app
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        playwright = sync_api.sync_playwright().start()
-    except Exception as exc:  # noqa: BLE001 - any failure to start the driver means "cannot run here"
-        pytest.skip(f"Playwright cannot start: {exc}")
-    try:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    except Exception as exc:  # noqa: BLE001
-        playwright.stop()
-        pytest.skip(f"Playwright cannot launch {CHROMIUM}: {exc}")
-    expect.set_options(timeout=TIMEOUT)
-    yield chromium
-    chromium.close()
-    playwright.stop()
 
 
 @pytest.fixture
