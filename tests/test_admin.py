@@ -90,3 +90,6 @@ def test_debug_page_can_be_turned_off(tmp_path):
     client = app.test_client()
     assert client.get("/").status_code == 404
     assert client.post("/debug/token", json={}).status_code == 404
+    assert client.get("/widget?entity_type=2&entity_id=10").status_code == 404
+    assert client.get("/app/chat?entity_type=2&entity_id=10&phone=%2B79161234567&line=sales").status_code == 404
+    assert client.get("/admin/settings").status_code == 404

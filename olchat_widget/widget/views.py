@@ -29,9 +29,16 @@ MAX_TEXT = 4096  # WhatsApp's limit for one text message
 # ---------------------------------------------------------------- shell
 
 
+def _debug_entry() -> None:
+    """The GET entries serve the debug page's demo portal only; production turns them off."""
+    if not current_app.config["OLCHAT_DEBUG_PAGE"]:
+        abort(404)
+
+
 @bp.get("/widget")
 def shell():
     """Render the widget's frame page for a demo card (the debug page opens it)."""
+    _debug_entry()
     entity_type, entity_id = card_args()
     return page("widget/shell.html", mode="debug", view="widget", entity_type=entity_type, entity_id=entity_id,
                 placement_mode=request.args.get("mode", "view"), member_id=runtime().demo_member_id,
@@ -358,6 +365,7 @@ def history():
 @bp.get("/app/chat")
 def app_chat():
     """The full chat view of the app for one client and line (debug entry; Bitrix24 uses POST /b24/app)."""
+    _debug_entry()
     entity_type, entity_id = card_args()
     return page("widget/shell.html", mode="debug", view="chat", entity_type=entity_type, entity_id=entity_id,
                 placement_mode="view", member_id=runtime().demo_member_id,
