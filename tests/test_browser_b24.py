@@ -34,7 +34,7 @@ expect = sync_api.expect
 
 from tests.conftest import make_app  # noqa: E402
 from tests.fakes.fake_bitrix24 import FakeBitrix24  # noqa: E402
-from tests.test_b24_app import DEMO, install  # noqa: E402
+from tests.test_b24_app import fake, install  # noqa: E402,F401 -- fake: the portal fixture
 from tests.test_browser import TIMEOUT, Server, idle, row, settle  # noqa: E402
 from tests.test_browser import browser  # noqa: E402,F401 -- the shared Chromium fixture
 
@@ -97,13 +97,6 @@ def forged_auth(fake: FakeBitrix24, n: int) -> dict:
 
 
 # ---------------------------------------------------------------- browser, portal, app
-
-
-@pytest.fixture
-def fake():
-    portal = FakeBitrix24(DEMO["crm"]).start()
-    yield portal
-    portal.stop()
 
 
 @pytest.fixture

@@ -77,23 +77,26 @@ def test_answer_is_remembered_in_the_database_for_another_app(tmp_path):
         assert row.exists and row.chat_id == "79161234567@c.us"
 
 
-def test_two_apps_racing_for_one_number_make_one_call(tmp_path):
-    apps = [make_app(tmp_path), make_app(tmp_path)]
-    gateway = CountingGateway(delay=0.3)
-    results = in_threads(6, lambda: None)  # warm the thread machinery
-    results = []
-    lock = threading.Lock()
+def race(apps, gateway, phone="+79161234567", n=6) -> list[str]:
+    """Ask for one number from n threads spread over ``apps`` (workers); return the states they got."""
+    results, lock = [], threading.Lock()
 
     def run(app):
-        status = ask(app, "+79161234567", gateway)
+        status = ask(app, phone, gateway)
         with lock:
             results.append(status.state)
 
-    threads = [threading.Thread(target=run, args=(apps[i % 2],)) for i in range(6)]
+    threads = [threading.Thread(target=run, args=(apps[i % len(apps)],)) for i in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return results
+
+
+def test_two_apps_racing_for_one_number_make_one_call(tmp_path):
+    gateway = CountingGateway(delay=0.3)
+    results = race([make_app(tmp_path), make_app(tmp_path)], gateway)
     assert gateway.checks == 1
     assert results == [YES] * 6
 

@@ -20,7 +20,7 @@ from olchat_widget.cli import init_db
 from olchat_widget.models import LineDay, NumberCheck, OutgoingMessage, db
 from tests.conftest import NUMBERING_CSV, Widget
 from tests.html import parse
-from tests.test_guard import CountingGateway, ask
+from tests.test_guard import CountingGateway, ask, race
 
 BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
@@ -103,18 +103,7 @@ def test_widget_flow_on_postgres(database):
 def test_two_apps_share_check_memory_and_single_flight_on_postgres(database):
     apps = [pg_app(database), pg_app(database)]
     gateway = CountingGateway(delay=0.3)
-    results, lock = [], threading.Lock()
-
-    def run(app):
-        status = ask(app, "+79161234567", gateway)
-        with lock:
-            results.append(status.state)
-
-    threads = [threading.Thread(target=run, args=(apps[i % 2],)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race(apps, gateway)
     assert gateway.checks == 1 and results == ["yes"] * 6
     with apps[1].app_context():
         assert db.session.scalar(db.select(db.func.count(NumberCheck.id))) == 1
