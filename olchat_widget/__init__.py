@@ -16,6 +16,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     load_config(app, test_config)
 
+    from .clock import install_clock
+
+    install_clock(app)
+
     from .models import db
 
     db.init_app(app)

@@ -11,6 +11,8 @@ import json
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from .clock import unix_now
+
 
 class Box:
     """Encrypt and decrypt with a key derived from configuration and a purpose."""
@@ -21,12 +23,15 @@ class Box:
         self._fernet = Fernet(base64.urlsafe_b64encode(digest))
 
     def seal(self, text: str) -> str:
-        return self._fernet.encrypt(text.encode()).decode()
+        # Stamped by the app's clock, so a token's age is measured on one clock.
+        return self._fernet.encrypt_at_time(text.encode(), unix_now()).decode()
 
     def open(self, token: str, ttl: int | None = None) -> str | None:
         """Return the plain text, or None when the token is forged, damaged or older than ttl."""
         try:
-            return self._fernet.decrypt(token.encode(), ttl=ttl).decode()
+            if ttl is None:
+                return self._fernet.decrypt(token.encode()).decode()
+            return self._fernet.decrypt_at_time(token.encode(), ttl, unix_now()).decode()
         except (InvalidToken, ValueError, TypeError):
             return None
 

@@ -1,12 +1,14 @@
 """Database models. Every row that belongs to a customer carries its portal."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, Index
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from . import clock
 
 
 class Base(DeclarativeBase):
@@ -17,8 +19,8 @@ db = SQLAlchemy(model_class=Base)
 
 
 def utcnow() -> datetime:
-    # Naive UTC: SQLite drops tz info, and mixing aware and naive values breaks comparisons.
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    """Naive UTC now from the app's clock: what every timestamp column stores."""
+    return clock.utcnow()
 
 
 def get_or_create(model, defaults: dict | None = None, **keys):

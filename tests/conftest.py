@@ -1,7 +1,17 @@
-"""Shared fixtures: an app on a fresh SQLite file, a client, a CLI runner, widget tokens."""
+"""Shared fixtures: an app on a fresh SQLite file, a client, a CLI runner, widget tokens.
+
+``OLCHAT_TEST_NOW`` (an ISO 8601 instant with its offset, e.g.
+``2026-12-02T23:30:00+03:00``) runs the whole session with the process's wall
+clock moved there and ticking on: .ci/run uses it to prove that no test depends
+on the hour it runs at. Tests that care about the hour pin their app's clock
+themselves (tests.clock) and are not moved by it.
+"""
 from __future__ import annotations
 
 import json
+import os
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -9,14 +19,49 @@ import pytest
 from olchat_widget import create_app
 from olchat_widget.cli import init_db
 from olchat_widget.runtime import runtime
+from tests.clock import pin_clock
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 NUMBERING_CSV = SHARED / "data" / "ru-numbering" / "DEF-9xx.csv"
 
 
-def make_app(tmp_path: Path, **overrides):
-    """Create an app on a SQLite file in ``tmp_path`` (a file, so threads and two apps share it)."""
+_TRAVEL = []
+
+
+def pytest_configure(config):
+    instant = os.environ.get("OLCHAT_TEST_NOW", "").strip()
+    if not instant:
+        return
+    import time_machine
+
+    when = datetime.fromisoformat(instant)
+    if when.tzinfo is None:
+        raise pytest.UsageError(f"OLCHAT_TEST_NOW needs an offset (…+03:00 or …Z): {instant!r}")
+    # A timestamp, not the datetime: the machine's TZ stays whatever the run set.
+    traveller = time_machine.travel(when.timestamp(), tick=True)
+    traveller.start()
+    _TRAVEL.append(traveller)
+
+
+def pytest_unconfigure(config):
+    while _TRAVEL:
+        _TRAVEL.pop().stop()
+
+
+def pytest_report_header(config):
+    if _TRAVEL:
+        return (f"wall clock moved to {os.environ['OLCHAT_TEST_NOW']} (OLCHAT_TEST_NOW), "
+                f"TZ={os.environ.get('TZ', '(machine default)')}, local time now {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    return None
+
+
+def make_app(tmp_path: Path, *, clock_at=None, **overrides):
+    """Create an app on a SQLite file in ``tmp_path`` (a file, so threads and two apps share it).
+
+    ``clock_at`` pins the app's clock at an aware instant (tests.clock); without
+    it the app runs on the machine's clock, so a test that needs an hour says so.
+    """
     config = {
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite3'}",
@@ -26,6 +71,8 @@ def make_app(tmp_path: Path, **overrides):
     }
     config.update(overrides)
     app = create_app(config)
+    if clock_at is not None:
+        pin_clock(app, clock_at)
     with app.app_context():
         init_db()
     return app

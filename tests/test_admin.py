@@ -1,12 +1,21 @@
 """F16 admin-only settings page; B1 checks vs sends per line; numbering plan status."""
 from __future__ import annotations
 
+import pytest
+
+from tests.clock import NOON
 from tests.conftest import Widget, make_app
 from tests.html import parse
 
 DEAL = {"entity_type": 2, "entity_id": 10}
 FORM = {"orange_start": "08:00", "green_start": "09:00", "green_end": "20:00", "orange_end": "22:00",
         "max_phones": "", "default_region": "", "check_budget": ""}
+
+
+@pytest.fixture
+def app(tmp_path):
+    # Noon in Moscow: the statistics test sends, and the light test starts from a green hour.
+    return make_app(tmp_path, clock_at=NOON)
 
 
 def test_settings_are_for_admins_only(client):

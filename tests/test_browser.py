@@ -21,7 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.conftest import make_app, set_settings, write_demo
+from tests.clock import LATE, NOON
+from tests.conftest import make_app, write_demo
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -91,16 +92,15 @@ class Server:
 
 @pytest.fixture
 def serve(tmp_path):
-    """Start an app with config overrides: ``serve(OLCHAT_TOKEN_TTL=2)``."""
+    """Start an app with config overrides: ``serve(OLCHAT_TOKEN_TTL=2)``, ``serve(clock_at=LATE)``."""
     servers = []
 
-    def start(**overrides):
+    def start(clock_at=NOON, **overrides):
         directory = tmp_path / f"app{len(servers)}"
         directory.mkdir()
-        app = make_app(directory, **overrides)
-        # The send-time guard (B6) asks for confirmation in the client's red zone; these
-        # tests are about sending, not about the clock they run at: keep every hour sendable.
-        set_settings(app, green_start="00:00", green_end="23:59", orange_start="23:59", orange_end="00:00")
+        # Noon in Moscow unless a test asks for another hour: the send-time guard (B6)
+        # asks before writing to a client in the red zone, and most tests are about sending.
+        app = make_app(directory, clock_at=clock_at, **overrides)
         server = Server(app)
         servers.append(server)
         return server
@@ -313,6 +313,41 @@ def test_double_click_on_send_sends_once(page, server):
     history = open_history(page, ANNA2)
     expect(history.locator("[data-message-id]").first).to_be_visible()
     assert message_texts(history).count(text) == 1
+
+
+def test_late_in_moscow_the_send_asks_first_and_a_double_clicked_confirmation_sends_once(page, serve):
+    server = serve(clock_at=LATE)
+    text = f"Поздно, но срочно {uuid.uuid4().hex[:6]}"
+    open_widget(page, server)
+    show_widget(page)
+    expect(row(page, ANNA).locator("[data-light]")).to_have_attribute("data-light", "red")
+    textarea = open_compose(page, ANNA)
+    textarea.fill(text)
+    row(page, ANNA).get_by_role("button", name="Отправить сообщение").click()
+
+    warning = row(page, ANNA).locator('[data-notice="warning"]')
+    expect(warning).to_contain_text("23:3")
+    expect(row(page, ANNA).locator("form.compose textarea")).to_have_value(text)
+    assert server.gateway.calls.get("send_text", 0) == 0
+
+    row(page, ANNA).get_by_role("button", name="Всё равно отправить").dblclick()
+    expect(row(page, ANNA).locator('[data-notice="ok"]')).to_have_text("Сообщение отправлено")
+    page.wait_for_load_state("networkidle")
+    assert server.gateway.calls["send_text"] == 1
+    history = open_history(page, ANNA)
+    expect(history.locator("[data-message-id]").last.locator(".text")).to_have_text(text)
+    assert message_texts(history).count(text) == 1
+
+
+def test_at_noon_in_moscow_the_light_is_green_and_nothing_is_asked(page, server):
+    open_widget(page, server)
+    show_widget(page)
+    expect(row(page, ANNA).locator("[data-light]")).to_have_attribute("data-light", "green")
+    textarea = open_compose(page, ANNA)
+    textarea.fill("Днём")
+    row(page, ANNA).get_by_role("button", name="Отправить сообщение").click()
+    expect(row(page, ANNA).locator('[data-notice="ok"]')).to_have_text("Сообщение отправлено")
+    expect(row(page, ANNA).get_by_role("button", name="Всё равно отправить")).to_have_count(0)
 
 
 # ---------------------------------------------------------------- 4. a failed send keeps the text (F10)

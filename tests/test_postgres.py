@@ -18,6 +18,7 @@ import pytest
 from olchat_widget import create_app
 from olchat_widget.cli import init_db
 from olchat_widget.models import LineDay, NumberCheck, OutgoingMessage, db
+from tests.clock import NOON, pin_clock
 from tests.conftest import NUMBERING_CSV, Widget
 from tests.html import parse
 from tests.test_guard import CountingGateway, ask, race
@@ -74,11 +75,13 @@ def database(postgres):
     return f"{postgres}/{name}"
 
 
-def pg_app(url: str, **overrides):
+def pg_app(url: str, *, clock_at=NOON, **overrides):
+    # Noon in Moscow: these tests send, and a send after 22:00 there asks first (B6).
     config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "OLCHAT_SECRET_KEY": "pg",
               "OLCHAT_CHECK_PAUSE": 0.0, "OLCHAT_NUMBERING_PATH": str(NUMBERING_CSV)}
     config.update(overrides)
     app = create_app(config)
+    pin_clock(app, clock_at)
     with app.app_context():
         init_db()
     return app

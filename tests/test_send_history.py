@@ -3,14 +3,23 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from olchat_widget.gateway.base import GatewayTimeout
 from olchat_widget.models import OutgoingMessage, db
-from tests.conftest import Widget, set_settings
+from tests.clock import LATE, NOON, moscow
+from tests.conftest import Widget, make_app
 from tests.html import parse
 
 DEAL = {"entity_type": 2, "entity_id": 10}
 ANNA = "+79261112233"
 IVAN = "+79161234567"
+
+
+@pytest.fixture
+def app(tmp_path):
+    # Noon in Moscow: these tests are about sending, and every client here can be written to.
+    return make_app(tmp_path, clock_at=NOON)
 
 
 def ready(widget, phone=ANNA):
@@ -136,18 +145,88 @@ def test_empty_and_too_long_messages_are_refused_with_the_text_kept(widget, demo
     assert demo_gateway.calls.get("send_text", 0) == 0
 
 
-def test_red_zone_asks_for_confirmation(app, widget, demo_gateway):
+# ---------------------------------------------------------------- B6: the client's clock at send time
+
+
+def at(app, when):
+    """Move the app's clock to ``when`` (Moscow), as if the operator came back then."""
+    app.extensions["olchat_clock"].set(when)
+
+
+def test_at_noon_in_moscow_a_send_goes_out_without_a_question(app, client, demo_gateway):
+    at(app, moscow(12, 0))
+    widget = Widget(client)  # opened now: a widget token lives minutes, not hours
     ready(widget)
-    # Every hour is red: nothing is green or orange.
-    set_settings(app, orange_start="00:00", green_start="00:00", green_end="00:00", orange_end="00:00")
+    page = parse(send(widget, "Днём", compose(widget)).data)
+    assert page.find("p", data_notice="ok").text == "Сообщение отправлено"
+    assert page.find("p", data_notice="warning") is None
+    assert demo_gateway.calls["send_text"] == 1
+
+
+def test_at_half_past_eleven_in_moscow_a_send_asks_first_and_the_text_stays(app, client, demo_gateway):
+    at(app, LATE)
+    widget = Widget(client)  # opened now: a widget token lives minutes, not hours
+    ready(widget)
+    ask = parse(send(widget, "Поздно, но срочно", compose(widget)).data)
+    warning = ask.find("p", data_notice="warning")
+    assert "23:30" in warning.text  # the client's time is named, not just "late"
+    assert ask.find("button", data_action="send").text == "Всё равно отправить"
+    assert ask.find("textarea").text == "Поздно, но срочно"
+    assert demo_gateway.calls.get("send_text", 0) == 0
+
+
+def test_a_confirmed_late_send_goes_out_once(app, client, demo_gateway):
+    at(app, LATE)
+    widget = Widget(client)  # opened now: a widget token lives minutes, not hours
+    ready(widget)
     key = compose(widget)
     ask = parse(send(widget, "Поздно", key).data)
-    assert ask.find("p", data_notice="warning") is not None
-    assert ask.find("button", data_action="send").text == "Всё равно отправить"
-    assert demo_gateway.calls.get("send_text", 0) == 0
+    assert ask.find("input", name="key").get("value") == key  # the confirmation is the same message
     done = parse(send(widget, "Поздно", key, confirm="1").data)
     assert done.find("p", data_notice="ok") is not None
     assert demo_gateway.calls["send_text"] == 1
+    ids, history = history_ids(widget, ANNA)
+    last = history.find_all("li", data_message_id=True)[-1]
+    assert "Поздно" in last.text and "02.12.2026 23:3" in last.find("time").text
+
+
+def test_a_double_clicked_confirmation_still_sends_once(app, client, demo_gateway):
+    at(app, LATE)
+    widget = Widget(client)  # opened now: a widget token lives minutes, not hours
+    ready(widget)
+    key = compose(widget)
+    send(widget, "Поздно", key)
+    demo_gateway.delay = 0.2  # the first confirmation is still in flight when the second arrives
+    results = []
+
+    def confirm():
+        with app.test_client() as c:
+            answer = c.post("/widget/send", query_string=DEAL, headers=widget.headers(),
+                            data={"text": "Поздно", "key": key, "phone": ANNA, "line": "sales", "confirm": "1"})
+            results.append(parse(answer.data).find("p", data_notice=True).get("data-notice"))
+
+    threads = [threading.Thread(target=confirm) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["ok", "ok"]
+    assert demo_gateway.calls["send_text"] == 1
+    # A third press after both answered is still the same message.
+    assert parse(send(widget, "Поздно", key, confirm="1").data).find("p", data_notice="ok") is not None
+    assert demo_gateway.calls["send_text"] == 1
+
+
+def test_the_question_follows_the_clock_not_the_form_age(app, client, demo_gateway):
+    # The form was opened in the evening, the operator pressed send after 22:00 Moscow.
+    at(app, moscow(21, 55))
+    widget = Widget(client)  # opened now: a widget token lives minutes, not hours
+    ready(widget)
+    key = compose(widget)
+    at(app, moscow(22, 5))
+    ask = parse(send(widget, "Уже поздно", key).data)
+    assert ask.find("p", data_notice="warning") is not None
+    assert demo_gateway.calls.get("send_text", 0) == 0
 
 
 def test_send_to_a_dead_line_says_so(widget, demo_gateway):

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from olchat_widget.models import GatewayServer, OutgoingMessage, PortalLine, db
+from tests.clock import NOON
 from tests.conftest import Widget, make_app
 from tests.fakes.fake_waha import CHECK_EXISTS, MESSAGE, MESSAGES, SEND_TEXT, SESSIONS, FakeWaha
 from tests.html import parse
@@ -23,7 +24,8 @@ def waha():
 
 
 def waha_app(tmp_path, waha, **extra):
-    return make_app(tmp_path, OLCHAT_GATEWAY="waha", OLCHAT_WAHA_URL=waha.url, OLCHAT_WAHA_API_KEY=waha.api_key,
+    # Noon in Moscow: the sends here are to Moscow numbers and must not ask about the hour.
+    return make_app(tmp_path, clock_at=NOON, OLCHAT_GATEWAY="waha", OLCHAT_WAHA_URL=waha.url, OLCHAT_WAHA_API_KEY=waha.api_key,
                     OLCHAT_GATEWAY_READ_TIMEOUT=0.5, OLCHAT_GATEWAY_CONNECT_TIMEOUT=0.5, **extra)
 
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from olchat_widget.models import NumberCheck, UserPreference, db
+from tests.clock import LATE, NOON
 from tests.conftest import Widget, make_app, runtime_of, set_settings, write_demo
 from tests.html import parse
 
@@ -103,8 +105,39 @@ def test_description_shows_region_operator_and_time(widget):
     row = rows(widget.get("/widget/body", **DEAL).data)["+79161234567"]
     assert "Москва" in row.find("span", **{"class": "region"}).text
     assert row.find("span", **{"class": "operator"}).text == "МТС"
-    assert row.find("span", data_light=True).get("data-light") in ("green", "orange", "red")
-    assert ":" in row.find("span", **{"class": "client-time"}).text
+    assert "(UTC+3)" in row.find("span", **{"class": "client-time"}).text
+
+
+COMPANY = {"entity_type": 4, "entity_id": 6}  # Berlin, a German mobile and New York
+
+
+@pytest.mark.parametrize("when,expected", [
+    # Moscow noon: Berlin mid-morning, New York before dawn.
+    (NOON, {IVAN: ("12:00", "green"), "+49301234567": ("10:00", "green"), "+12125550100": ("04:00", "red")}),
+    # Half past eleven in Moscow: too late there, evening in Berlin, afternoon in New York.
+    (LATE, {IVAN: ("23:30", "red"), "+49301234567": ("21:30", "orange"), "+12125550100": ("15:30", "green")}),
+], ids=["noon-moscow", "late-moscow"])
+def test_client_time_and_light_follow_the_clients_zone(tmp_path, when, expected):
+    app = make_app(tmp_path, clock_at=when)
+    widget = Widget(app.test_client())
+    shown = {**rows(widget.get("/widget/body", **DEAL).data), **rows(widget.get("/widget/body", **COMPANY).data)}
+    for phone, (time_text, light) in expected.items():
+        assert shown[phone].find("span", **{"class": "client-time"}).text.startswith(time_text), phone
+        assert shown[phone].find("span", data_light=True).get("data-light") == light, phone
+
+
+def test_client_time_does_not_depend_on_the_servers_time_zone(tmp_path, monkeypatch):
+    # A server set up in Los Angeles shows a Moscow client's time, not its own.
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        app = make_app(tmp_path, clock_at=LATE)
+        row = rows(Widget(app.test_client()).get("/widget/body", **DEAL).data)[IVAN]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert row.find("span", **{"class": "client-time"}).text.startswith("23:30")
+    assert row.find("span", data_light=True).get("data-light") == "red"
 
 
 def test_cap_limits_the_number_of_phones(app, widget):

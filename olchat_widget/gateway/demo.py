@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 
+from ..clock import unix_now
 from ..phones import normalise
 from .base import (WORKING, ChatRef, GatewayNotFound, GatewayRateLimited, GatewayTimeout, GatewayUnauthorized,
                    GatewayUnavailable, HistoryPage, Line, LineNotConnected, Message, Presence, SentMessage)
@@ -125,7 +126,7 @@ class DemoGateway:
     def send_text(self, line_id: str, chat_id: str, text: str, *, message_id: str) -> SentMessage:
         self._enter("send_text")
         self._working_line(line_id)
-        now = int(time.time())
+        now = unix_now()  # the app's clock: a pinned hour shows in the history too
         with self._lock:
             chat = self.chats.setdefault((line_id, chat_id), [])
             # WhatsApp keeps one message per id: a repeated id is not a second message.

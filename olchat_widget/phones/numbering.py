@@ -17,9 +17,10 @@ import time
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
+from .. import clock
 from .brands import brand_en, brand_for
 from .zones import Territory, resolve_territory
 
@@ -238,7 +239,7 @@ class NumberingPlan:
             operator_table.append(Operator(legal, inn, brand, brand_en(brand)))
         territory_table = [resolve_territory(raw) for raw in territories]
         return cls(starts, ends, op_index, terr_index, operator_table, territory_table,
-                   source_path, datetime.now(timezone.utc))
+                   source_path, clock.now())
 
     # -- lookups -----------------------------------------------------------------
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
-from datetime import datetime, time as dtime, timedelta, timezone
+from datetime import datetime, time as dtime, timedelta
 
 from flask import current_app
 
+from .. import clock
 from ..crm.base import Card, Owner, card_from_dict, card_to_dict
 from ..gateway.base import ChatRef, GatewayError, Line, WORKING
 from ..models import CachedCard, Chat, Settings, UserPreference, db, get_or_create, utcnow
@@ -173,7 +174,7 @@ def remember_card(portal, card: Card) -> tuple[Card, datetime]:
 def phone_list(portal, settings: SettingsView, card: Card, fetched_at: datetime, *, locale: str,
                now: datetime | None = None) -> PhoneList:
     """Normalise, de-duplicate, cap and describe the card's phones; clients' clocks are read now."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     region, limit = region_of(settings), max_phones_of(settings)
     cache = runtime().phone_lists
     key = (portal.id, card.entity_type_id, card.entity_id, fetched_at, region, limit, locale)

@@ -7,10 +7,10 @@ functions and render; nothing else.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 
 from flask import Blueprint, abort, current_app, g, make_response, render_template, request
 
+from .. import clock
 from ..auth import widget_required
 from ..crm.base import CrmError
 from ..errors import crm_reason, error_response, gateway_reason
@@ -75,7 +75,7 @@ def refresh():
         return error_response(crm_reason(exc), retry=False)
     phones = service.phone_list(g.portal, service.settings_of(g.portal), card, fetched_at, locale=g.locale)
     runtime().guard.forget(g.portal.id, [row.e164 for row in phones.rows])
-    trigger = {"olchat-set-value": {"value": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
+    trigger = {"olchat-set-value": {"value": clock.now().isoformat(timespec="seconds")}}
     return _body(entity_type, entity_id, trigger=trigger)
 
 
