@@ -1,6 +1,7 @@
 """OLChat «Статусы и чаты»: the WhatsApp widget for Bitrix24 CRM cards."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from flask import Flask
@@ -15,6 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .config import load_config
 
     load_config(app, test_config)
+    _keep_secrets_out_of_logs(app)
 
     from .clock import install_clock
 
@@ -50,6 +52,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_cli(app)
     app.jinja_env.globals["static_version"] = _static_version()
     return app
+
+
+def _keep_secrets_out_of_logs(app: Flask) -> None:
+    """No token, key or client phone in a log line, whatever level the deployment logs at."""
+    # SQLAlchemy puts bound parameters (tokens, phones, message texts) into its error messages.
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options["hide_parameters"] = True
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    # urllib3 logs every URL it requests at DEBUG: the OAuth refresh carries the client
+    # secret and refresh token in its query, WAHA paths carry phone numbers.
+    # Its own level, not the inherited one: a root logger at DEBUG must not bring them back.
+    quiet = logging.getLogger("urllib3")
+    if quiet.level < logging.INFO:
+        quiet.setLevel(logging.INFO)
 
 
 def _register_bitrix(app: Flask) -> None:

@@ -14,8 +14,10 @@ def init_db() -> None:
     """Create missing tables and the demo portal."""
     db.create_all()
     from .admin.views import demo_portal
+    from .b24.portal import seal_plain_tokens
 
     demo_portal()
+    seal_plain_tokens()
 
 
 def seed_numbering() -> str | None:

@@ -48,10 +48,13 @@ class Portal(db.Model):
     member_id: Mapped[str] = mapped_column(String(64), unique=True)
     domain: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16), default="bitrix")  # 'bitrix' | 'demo'
-    access_token: Mapped[str | None] = mapped_column(Text)  # app-context token, 1 h
+    # Every token is encrypted at rest (crypto.secrets_box); b24/portal.py reads and writes them.
+    # The column names stay those of the plain-text days; init-db seals what an older version stored.
+    access_token_enc: Mapped[str | None] = mapped_column("access_token", Text)  # app-context token, 1 h
     access_expires_at: Mapped[datetime | None]
-    refresh_token_enc: Mapped[str | None] = mapped_column(Text)  # encrypted at rest
-    application_token: Mapped[str | None] = mapped_column(String(255))
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    # Bitrix24 signs the app's events with it (ONAPPUNINSTALL, connector events).
+    application_token_enc: Mapped[str | None] = mapped_column("application_token", String(255))
     client_endpoint: Mapped[str | None] = mapped_column(String(255))
     locale: Mapped[str] = mapped_column(String(8), default="ru")
     installed: Mapped[bool] = mapped_column(default=False)

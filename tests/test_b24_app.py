@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from olchat_widget.b24.portal import application_token_matches
 from olchat_widget.models import Portal, Settings, UserPreference, db
 from tests.conftest import Widget, make_app
 from tests.fakes.fake_bitrix24 import FakeBitrix24
@@ -69,9 +70,11 @@ def test_install_registers_field_type_and_card_placements(b24_app, fake):
     with b24_app.app_context():
         portal = db.session.scalar(db.select(Portal).filter_by(member_id=fake.member_id))
         assert portal.domain == fake.domain and portal.installed
-        assert portal.application_token == "app-token-1"
-        # The refresh token is stored encrypted.
+        # Every token is stored encrypted: none of them is in the row as it was handed over.
+        assert portal.application_token_enc and "app-token-1" not in portal.application_token_enc
         assert portal.refresh_token_enc and len(portal.refresh_token_enc) > 60
+        assert portal.access_token_enc and not any(t in portal.access_token_enc for t in fake.issued_access_tokens())
+        assert application_token_matches(portal, "app-token-1")
 
 
 def test_reinstall_is_idempotent(b24_app, fake):

@@ -8,6 +8,7 @@ domain. Every later call goes to the stored domain only.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -52,7 +53,15 @@ def _timeout() -> float:
 
 def install_from_refresh_token(refresh_token: str, *, application_token: str | None = None,
                                locale: str | None = None) -> Portal:
-    """Store (or update) the portal that ``refresh_token`` belongs to, as the OAuth server says."""
+    """Store (or update) the portal that ``refresh_token`` belongs to, as the OAuth server says.
+
+    Every employee's browser holds a refresh token of this app (BX24.getAuth),
+    so a refresh token alone proves only "someone of that portal". It installs
+    a portal we do not know yet; for a portal we know, only a portal
+    administrator's token re-installs (replaces the app token pair and the
+    application token that guards uninstall) — anyone else gets 'not_admin'
+    and nothing changes.
+    """
     if not refresh_token:
         raise InstallError("no_auth", "no refresh token")
     try:
@@ -68,14 +77,17 @@ def install_from_refresh_token(refresh_token: str, *, application_token: str | N
     if not member_id or not domain:
         raise InstallError("no_auth", "the OAuth server named no portal")
     portal = db.session.scalar(db.select(Portal).filter_by(member_id=member_id))
+    if portal is not None and portal.kind != "bitrix":
+        raise InstallError("no_auth", "member_id of a portal that is not a Bitrix24 install")
+    if portal is not None:
+        _require_admin(domain, str(answer.get("access_token") or ""))
     if portal is None:
         portal = Portal(member_id=member_id, domain=domain, kind="bitrix")
         db.session.add(portal)
     portal.domain = domain
-    portal.kind = "bitrix"
     store_tokens(portal, answer)
     if application_token:
-        portal.application_token = application_token
+        portal.application_token_enc = seal(application_token)
     if locale in ("ru", "en"):
         portal.locale = locale
     portal.client_endpoint = answer.get("client_endpoint")
@@ -84,18 +96,69 @@ def install_from_refresh_token(refresh_token: str, *, application_token: str | N
     return portal
 
 
+def _require_admin(domain: str, access_token: str) -> None:
+    """Raise InstallError('not_admin') unless the token's user administers the portal."""
+    client = B24Client(domain, access_token, scheme=_cfg("OLCHAT_B24_SCHEME"),
+                       connect_timeout=min(3.05, _timeout()), read_timeout=_timeout(), retry_pauses=())
+    try:
+        me = client.call("profile", {})
+    except (B24Unavailable, B24QueryLimit, B24Overload) as exc:
+        raise InstallError("unavailable", str(exc)) from exc
+    except B24Error as exc:
+        raise InstallError("no_auth", str(exc)) from exc
+    if not isinstance(me, dict) or me.get("ADMIN") not in (True, 1, "1", "Y", "true"):
+        raise InstallError("not_admin", "the installing user is not a portal administrator")
+
+
+def seal(value: str | None) -> str | None:
+    """Encrypt a token for the database (None stays None)."""
+    return secrets_box(current_app).seal(value) if value else None
+
+
+def unseal(value: str | None) -> str | None:
+    """Decrypt a stored token; None when absent or not ours (a plain value of an older version)."""
+    return secrets_box(current_app).open(value) if value else None
+
+
+def access_token_of(portal: Portal) -> str:
+    return unseal(portal.access_token_enc) or ""
+
+
+def application_token_matches(portal: Portal, application_token: str) -> bool:
+    stored = unseal(portal.application_token_enc)
+    return bool(stored) and bool(application_token) and hmac.compare_digest(stored, application_token)
+
+
 def store_tokens(portal: Portal, answer: dict) -> None:
-    portal.access_token = answer.get("access_token")
-    expires_in = int(answer.get("expires_in") or 3600)
-    portal.access_expires_at = utcnow() + timedelta(seconds=expires_in)
+    portal.access_token_enc = seal(str(answer.get("access_token") or "")) or None
+    try:
+        expires_in = int(answer.get("expires_in") or 3600)
+    except (TypeError, ValueError):
+        expires_in = 3600
+    portal.access_expires_at = utcnow() + timedelta(seconds=max(60, min(expires_in, 24 * 3600)))
     if answer.get("refresh_token"):
-        portal.refresh_token_enc = secrets_box(current_app).seal(answer["refresh_token"])
+        portal.refresh_token_enc = seal(str(answer["refresh_token"]))
+
+
+def seal_plain_tokens() -> int:
+    """Encrypt tokens an older version stored in plain text; return how many portals changed (init-db)."""
+    changed = 0
+    for portal in db.session.scalars(db.select(Portal).filter_by(kind="bitrix")):
+        touched = False
+        for name in ("access_token_enc", "application_token_enc"):
+            value = getattr(portal, name)
+            if value and unseal(value) is None:
+                setattr(portal, name, seal(value))
+                touched = True
+        changed += touched
+    db.session.commit()
+    return changed
 
 
 def app_client(portal: Portal) -> B24Client:
     """A REST client with the portal's app token, renewed on expiry (one renewal at a time)."""
 
-    failed_token = portal.access_token or ""
+    failed_token = access_token_of(portal)
 
     def renew() -> str:
         return renew_app_token(portal.id, failed_token)
@@ -121,19 +184,29 @@ def renew_app_token(portal_id: int, failed_token: str) -> str:
         portal = db.session.scalar(db.select(Portal).filter_by(id=portal_id).with_for_update())
         if portal is None:
             raise InstallError("no_auth", "portal is gone")
-        if portal.access_token and portal.access_token != failed_token:
+        current = access_token_of(portal)
+        if current and current != failed_token:
             db.session.commit()
-            return portal.access_token
-        refresh = secrets_box(current_app).open(portal.refresh_token_enc or "")
+            return current
+        refresh = unseal(portal.refresh_token_enc)
         answer = refresh_tokens(_cfg("OLCHAT_B24_OAUTH_URL"), _cfg("OLCHAT_B24_CLIENT_ID"),
                                 _cfg("OLCHAT_B24_CLIENT_SECRET"), refresh or "", timeout=_timeout())
         store_tokens(portal, answer)
         db.session.commit()
-        return portal.access_token or ""
+        return str(answer.get("access_token") or "")
 
 
 def register_widget(portal: Portal) -> None:
     """Register the field type and the card placements; safe to run again (re-install)."""
+    try:
+        _register_widget(portal)
+    except B24Error as exc:
+        # Whatever Bitrix24 answered, the admin gets the install page with the reason, not a 500.
+        raise InstallError("unavailable" if isinstance(exc, (B24Unavailable, B24QueryLimit, B24Overload))
+                           else "register", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _register_widget(portal: Portal) -> None:
     client = app_client(portal)
     handler = url_for("b24.widget_handler", _external=True)
     app_page = url_for("b24.app_page", _external=True)
@@ -169,7 +242,7 @@ def register_widget(portal: Portal) -> None:
 def uninstall(member_id: str, application_token: str) -> bool:
     """Delete everything of the portal, if ``application_token`` is the one it installed with."""
     portal = db.session.scalar(db.select(Portal).filter_by(member_id=member_id))
-    if portal is None or not portal.application_token or portal.application_token != application_token:
+    if portal is None or portal.kind != "bitrix" or not application_token_matches(portal, application_token):
         return False
     for table in PORTAL_TABLES:
         db.session.execute(delete(table).where(table.portal_id == portal.id))

@@ -37,6 +37,9 @@ def _frame_portal() -> None:
             g.frame_portal = PortalRef.of(portal)
 
 
+_INSTALL_STATUS = {"no_auth": 401, "not_admin": 403, "unavailable": 503}
+
+
 @bp.post("/install")
 def install():
     """The app's install page (DEFAULT placement during installation)."""
@@ -49,8 +52,10 @@ def install():
         g.frame_portal = PortalRef.of(portal)
         portals.register_widget(portal)
     except portals.InstallError as exc:
-        current_app.logger.warning("install failed: %s (%s)", exc.reason, exc)
-        return page("b24/install.html", 200 if exc.reason != "no_auth" else 401, ok=False, reason=exc.reason,
+        db.session.rollback()
+        # The reason only: the detail may quote Bitrix24's answer, which can carry tokens.
+        current_app.logger.warning("install failed: %s", exc.reason)
+        return page("b24/install.html", _INSTALL_STATUS.get(exc.reason, 200), ok=False, reason=exc.reason,
                     locale=g.locale)
     return page("b24/install.html", ok=True, reason=None, locale=g.locale)
 
@@ -65,7 +70,8 @@ def events():
             portal = portals.install_from_refresh_token(auth.get("refresh_token", ""),
                                                         application_token=auth.get("application_token"))
         except portals.InstallError as exc:
-            return {"result": False, "error": exc.reason}, 401 if exc.reason == "no_auth" else 503
+            db.session.rollback()
+            return {"result": False, "error": exc.reason}, _INSTALL_STATUS.get(exc.reason, 503)
         return {"result": True, "member_id": portal.member_id}
     if event == "ONAPPUNINSTALL":
         if portals.uninstall(auth.get("member_id", ""), auth.get("application_token", "")):

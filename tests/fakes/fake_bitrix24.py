@@ -382,6 +382,11 @@ class FakeBitrix24:
             for info in self._access.values():
                 info["expires_at"] = 0.0
 
+    def issued_access_tokens(self) -> list[str]:
+        """Every access token this portal has handed out."""
+        with self._lock:
+            return list(self._access)
+
     def refresh_token_valid(self, refresh_token: str) -> bool:
         """Tell whether a refresh token would still be accepted."""
         return refresh_token in self._refresh
