@@ -39,6 +39,8 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_WAHA_URL": "",
     "OLCHAT_WAHA_API_KEY": "",
     "OLCHAT_WAHA_SESSIONS": "",  # comma-separated session names; empty = all
+    # Member ids of the Bitrix24 portals the deployment's WAHA serves; empty = none of them.
+    "OLCHAT_WAHA_PORTALS": "",
     "OLCHAT_GATEWAY_CONNECT_TIMEOUT": 3.05,
     "OLCHAT_GATEWAY_READ_TIMEOUT": 10.0,
     "OLCHAT_BREAKER_FAILURES": 5,
@@ -60,6 +62,8 @@ DEFAULTS: dict[str, object] = {
     # Bitrix24 application.
     "OLCHAT_B24_CLIENT_ID": "",
     "OLCHAT_B24_CLIENT_SECRET": "",
+    # app.info CODE of our application; empty: the client id (true for local apps).
+    "OLCHAT_B24_APP_CODE": "",
     "OLCHAT_B24_OAUTH_URL": "https://oauth.bitrix.info",
     "OLCHAT_B24_SCHEME": "https",
     "OLCHAT_B24_TIMEOUT": 10.0,

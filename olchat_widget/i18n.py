@@ -28,10 +28,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Client numbers are checked in WhatsApp only on demand, which lowers the risk of a line ban.",
     },
     "line": {"ru": "Линия", "en": "Line"},
-    "no_lines": {"ru": "Нет подключённых линий WhatsApp", "en": "No WhatsApp lines connected"},
+    "no_lines": {"ru": "Линии WhatsApp не подключены", "en": "No WhatsApp lines are connected"},
     "no_lines_hint": {
         "ru": "Администратор портала подключает линии на странице настроек приложения.",
         "en": "The portal administrator connects lines on the app's settings page.",
+    },
+    "no_lines_admin_hint": {
+        "ru": "Подключите сервер WhatsApp (WAHA) и выберите линии в настройках приложения: откройте приложение из меню Битрикс24, раздел «Шлюз WhatsApp (WAHA)».",
+        "en": "Connect a WhatsApp (WAHA) server and choose lines in the app settings: open the app from the Bitrix24 menu, section «WhatsApp gateway (WAHA)».",
     },
     "line_cannot_send": {"ru": "линия не может отправлять", "en": "this line cannot send"},
     "phones": {"ru": "Телефоны клиента", "en": "Client phones"},

@@ -126,6 +126,23 @@ class CachedCard(db.Model):
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CardAccess(db.Model):
+    """Bitrix24 let this user read this card at ``checked_at`` (with the user's own token).
+
+    The card cache is shared by the portal's users, but CRM rights are per
+    user: a user is served from the shared cache only while a verdict of their
+    own is fresh (the freshness window of the cache).
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "user_id", "entity_type_id", "entity_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(64))
+    entity_type_id: Mapped[int]
+    entity_id: Mapped[int]
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TokenVerdict(db.Model):
     """A user's Bitrix24 token we verified, by its hash, until the token expires."""
 

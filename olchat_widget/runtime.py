@@ -64,6 +64,7 @@ class Runtime:
                                    cache_ttl=ttl, pause=cfg["OLCHAT_CHECK_PAUSE"], wait=cfg["OLCHAT_CHECK_WAIT"])
         # Keys of every cache start with the portal id: one portal never sees another's entries.
         self.cards = LockedTTLCache(20_000, max(ttl, 1))  # (portal, type, id) -> (Card, fetched_at)
+        self.card_access = LockedTTLCache(100_000, max(ttl, 1))  # (portal, user, type, id) -> checked_at
         self.chats = LockedTTLCache(50_000, max(ttl, 1))  # (portal, line, chat id) -> ChatRef | None
         self.lines = LockedTTLCache(5_000, min(max(ttl, 1), 30))  # portal -> [Line]
         # Small per-portal facts every request reads; other workers see changes within 30 s.

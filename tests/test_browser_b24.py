@@ -33,6 +33,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 expect = sync_api.expect
 
 from tests.conftest import make_app  # noqa: E402
+from tests.fakes.fake_waha import FakeWaha  # noqa: E402
 from tests.fakes.fake_bitrix24 import FakeBitrix24  # noqa: E402
 from tests.test_b24_app import fake, install  # noqa: E402,F401 -- fake: the portal fixture
 from tests.test_browser import TIMEOUT, Server, idle, row, settle  # noqa: E402
@@ -100,16 +101,27 @@ def forged_auth(fake: FakeBitrix24, n: int) -> dict:
 
 
 @pytest.fixture
-def serve(tmp_path, fake):
-    """Start the app configured against the fake portal and installed there: ``serve(OLCHAT_TOKEN_TTL=2)``."""
+def waha():
+    with FakeWaha() as server:
+        yield server
+
+
+@pytest.fixture
+def serve(tmp_path, fake, waha):
+    """Start the app configured against the fake portal and installed there: ``serve(OLCHAT_TOKEN_TTL=2)``.
+
+    The portal's lines are the deployment's WAHA (a fake one), which serves this portal by member id.
+    """
     servers = []
 
     def start(**overrides):
         directory = tmp_path / f"app{len(servers)}"
         directory.mkdir()
+        config = {"OLCHAT_GATEWAY": "waha", "OLCHAT_WAHA_URL": waha.url, "OLCHAT_WAHA_API_KEY": waha.api_key,
+                  "OLCHAT_WAHA_PORTALS": fake.member_id, **overrides}
         app = make_app(directory, OLCHAT_B24_CLIENT_ID=fake.client_id, OLCHAT_B24_CLIENT_SECRET=fake.client_secret,
                        OLCHAT_B24_OAUTH_URL=fake.url, OLCHAT_B24_SCHEME="http", OLCHAT_B24_TIMEOUT=3.0,
-                       **overrides)
+                       **config)
         installed = install(app.test_client(), fake)
         assert installed.status_code == 200, installed.data[:500]
         server = Server(app)

@@ -17,19 +17,20 @@ from sqlalchemy import delete
 
 from ..crypto import secrets_box
 from ..auth import PortalRef
-from ..models import (CachedCard, Chat, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal,
+from ..models import (CachedCard, CardAccess, Chat, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal,
                       PortalLine, Settings, TokenVerdict, UserPreference, db, get_or_create, utcnow)
 from .client import (B24Client, B24Error, B24Overload, B24QueryLimit, B24Unavailable, domain_of_endpoint,
                      refresh_tokens)
 
 USER_TYPE_ID = "olchatwidget"
+VERDICT_TTL = 300  # seconds a checked user token is trusted without asking Bitrix24 again
 FIELD_TITLE = "OLChat WhatsApp — статусы и чаты"
 CARD_PLACEMENTS = ("CRM_LEAD_DETAIL_ACTIVITY", "CRM_DEAL_DETAIL_ACTIVITY", "CRM_CONTACT_DETAIL_ACTIVITY",
                    "CRM_COMPANY_DETAIL_ACTIVITY")
 
 # Tables that hold a portal's data; all of it goes when the portal uninstalls.
 PORTAL_TABLES = (OutgoingMessage, Chat, NumberCheck, CheckClaim, LineDay, UserPreference, PortalLine,
-                 GatewayServer, Settings, CachedCard, TokenVerdict)
+                 GatewayServer, Settings, CachedCard, CardAccess, TokenVerdict)
 
 
 class InstallError(Exception):
@@ -306,27 +307,40 @@ def verify_user(member_id: str, domain: str, access_token: str, expires_in: int,
     try:
         result = client.batch(commands)
         me = result.unwrap("me") or {}
-        result.unwrap("app")
+        app_info = result.unwrap("app") or {}
     except (B24Unavailable, B24QueryLimit, B24Overload) as exc:
         raise InstallError("unavailable", str(exc)) from exc
     except B24Error as exc:
         raise InstallError("no_auth", str(exc)) from exc
+    if not is_our_app(app_info):
+        # A token of another app installed on the same portal proves nothing about ours.
+        raise InstallError("no_auth", "the token belongs to another application")
     if not isinstance(me, dict) or not me.get("ID"):
         raise InstallError("no_auth", "Bitrix24 named no user")
     name = " ".join(str(p) for p in (me.get("NAME"), me.get("LAST_NAME")) if p).strip()
     user = VerifiedUser(portal.id, portal.member_id, str(me["ID"]), name, bool(me.get("ADMIN")))
-    # Kept for the token's life (at most an hour): the verdict cannot outlive the token.
-    ttl = max(min(int(expires_in or 0), 3600), 0) or 600
+    # Kept for the token's life but at most VERDICT_TTL: an admin demoted in Bitrix24
+    # stops being one here within minutes, whatever lifetime the client claims.
+    ttl = max(min(expires_in, VERDICT_TTL), 0) or VERDICT_TTL
     _remember_verdict(portal.id, token_hash, user, ttl)
     if wants_card:
         from ..crm.base import CrmError
         from ..widget.service import remember_card
 
         try:
-            remember_card(PortalRef.of(portal), crm.card_from(card[0], card[1], result))
+            # Read with this user's token: it is also this user's verdict for the card.
+            remember_card(PortalRef.of(portal), crm.card_from(card[0], card[1], result), reader=user.user_id)
         except CrmError:
             pass  # no rights, deleted...: the widget's own request will say so
     return user
+
+
+def is_our_app(app_info) -> bool:
+    """Tell whether ``app.info`` describes this application (its CODE; a local app's is its client id)."""
+    if not isinstance(app_info, dict):
+        return False
+    expected = _cfg("OLCHAT_B24_APP_CODE") or _cfg("OLCHAT_B24_CLIENT_ID")
+    return bool(expected) and hmac.compare_digest(str(app_info.get("CODE") or ""), str(expected))
 
 
 def _known_verdict(portal_id: int, token_hash: str) -> VerifiedUser | None:

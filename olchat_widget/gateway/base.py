@@ -157,3 +157,19 @@ class Gateway(Protocol):
     def send_text(self, line_id: str, chat_id: str, text: str, *, message_id: str) -> SentMessage: ...
 
     def find_message(self, line_id: str, chat_id: str, message_id: str) -> Message | None: ...
+
+
+class NoLines:
+    """The gateway of a portal that connected no WhatsApp server: no lines, nothing to reach.
+
+    A real portal is never handed another tenant's gateway (the demo one or the
+    deployment's) just because it has none of its own.
+    """
+
+    def list_lines(self) -> list[Line]:
+        return []
+
+    def _none(self, line_id: str, *args, **kwargs):
+        raise GatewayNotFound("no WhatsApp lines are connected", line_id=line_id)
+
+    check_exists = find_chat = history = new_message_id = send_text = find_message = _none

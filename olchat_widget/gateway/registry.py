@@ -1,11 +1,20 @@
-"""Which gateway serves a portal: its own WAHA server, the deployment's, or the demo."""
+"""Which gateway serves a portal: its own WAHA server, the deployment's, the demo, or none.
+
+A portal gets exactly the WhatsApp lines meant for it: the server its admin
+connected; else the deployment's own WAHA when the deployment lists the
+portal in OLCHAT_WAHA_PORTALS (the embedded demo portal may use it too, for
+trying a WAHA on the debug page); else, for the demo portal only, the demo
+gateway; else no lines at all.
+"""
 from __future__ import annotations
 
 from flask import current_app
 
 from ..crypto import secrets_box
 from ..models import GatewayServer, PortalLine, Portal, db
-from .base import Gateway
+from .base import Gateway, NoLines
+
+NO_LINES = NoLines()
 
 
 def _split(names: str) -> list[str]:
@@ -28,12 +37,21 @@ def build_gateway(portal: Portal) -> Gateway:
         # A portal that connected a server but chose no sessions has no lines yet.
         return _cached(rt, portal, fingerprint,
                        lambda: _waha(rt, server.base_url, api_key, sessions or ("\0none",), names))
-    if cfg["OLCHAT_GATEWAY"] == "waha" and cfg["OLCHAT_WAHA_URL"]:
+    if cfg["OLCHAT_GATEWAY"] == "waha" and cfg["OLCHAT_WAHA_URL"] and _deployment_serves(portal):
         sessions = tuple(_split(cfg["OLCHAT_WAHA_SESSIONS"]))
         fingerprint = ("deployment", cfg["OLCHAT_WAHA_URL"], sessions)
         return _cached(rt, portal, fingerprint,
                        lambda: _waha(rt, cfg["OLCHAT_WAHA_URL"], cfg["OLCHAT_WAHA_API_KEY"] or None, sessions, {}))
-    return rt.demo_gateway
+    if portal.kind == "demo":
+        return rt.demo_gateway
+    return NO_LINES
+
+
+def _deployment_serves(portal) -> bool:
+    """Tell whether the deployment's own WAHA is meant for ``portal``."""
+    if portal.kind == "demo":
+        return True
+    return portal.member_id in _split(current_app.config["OLCHAT_WAHA_PORTALS"])
 
 
 def _cached(rt, portal, fingerprint, make) -> Gateway:

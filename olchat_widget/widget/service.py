@@ -16,7 +16,7 @@ from flask import current_app
 from .. import clock
 from ..crm.base import Card, Owner, card_from_dict, card_to_dict
 from ..gateway.base import ChatRef, GatewayError, Line, WORKING
-from ..models import CachedCard, Chat, Settings, UserPreference, db, get_or_create, utcnow
+from ..models import CachedCard, CardAccess, Chat, Settings, UserPreference, db, get_or_create, utcnow
 from ..phones import ClientTime, PhoneInfo, Thresholds, client_time, describe, parse_phone_field
 from ..phones.numbering import plan_for_app
 from ..runtime import crm_for, gateway_for, runtime
@@ -132,33 +132,67 @@ def _parse_field(value: str, region: str) -> tuple:
     return tuple(parse_phone_field(value, region))
 
 
-def load_card(portal, entity_type_id: int, entity_id: int, *, fresh: bool = False) -> tuple[Card, datetime]:
-    """Return the card and when it was fetched; the CRM is asked at most once per freshness window.
+def load_card(portal, user_id: str, entity_type_id: int, entity_id: int, *,
+              fresh: bool = False) -> tuple[Card, datetime]:
+    """Return the card for ``user_id`` and when it was fetched; the CRM is asked at most once per freshness window.
 
-    Process cache, then the table shared by all workers, then the CRM.
+    Process cache, then the table shared by all workers, then the CRM. Where
+    Bitrix24 decides per user, the shared copy is served only to a user whose
+    own right to read the card was verified within the window; anyone else's
+    request reads the card with their own token (CrmAccessDenied if refused).
     """
+    if not fresh:
+        entry = _shared_card(portal, entity_type_id, entity_id)
+        if entry is not None and may_read(portal, user_id, entity_type_id, entity_id):
+            return entry
+    return remember_card(portal, crm_for(portal).get_card(entity_type_id, entity_id), reader=user_id)
+
+
+def _shared_card(portal, entity_type_id: int, entity_id: int) -> tuple[Card, datetime] | None:
     cards = runtime().cards
     key = (portal.id, entity_type_id, entity_id)
-    if not fresh:
-        hit = cards.get(key)
-        if hit is not None:
-            return hit
-        stored = db.session.scalar(db.select(CachedCard).filter_by(
-            portal_id=portal.id, entity_type_id=entity_type_id, entity_id=entity_id))
-        ttl = timedelta(seconds=current_app.config["OLCHAT_CACHE_TTL"])
-        if stored is not None and utcnow() - stored.fetched_at < ttl:
-            try:
-                entry = (card_from_dict(json.loads(stored.data)), stored.fetched_at)
-            except (ValueError, KeyError, TypeError):
-                entry = None  # written by another version of the app: ask the CRM again
-            if entry is not None:
-                cards.set(key, entry)
-                return entry
-    return remember_card(portal, crm_for(portal).get_card(entity_type_id, entity_id))
+    hit = cards.get(key)
+    if hit is not None:
+        return hit
+    stored = db.session.scalar(db.select(CachedCard).filter_by(
+        portal_id=portal.id, entity_type_id=entity_type_id, entity_id=entity_id))
+    if stored is None or utcnow() - stored.fetched_at >= _freshness():
+        return None
+    try:
+        entry = (card_from_dict(json.loads(stored.data)), stored.fetched_at)
+    except (ValueError, KeyError, TypeError):
+        return None  # written by another version of the app: ask the CRM again
+    cards.set(key, entry)
+    return entry
 
 
-def remember_card(portal, card: Card) -> tuple[Card, datetime]:
-    """Keep a card fetched from the CRM for every worker; return it with its time."""
+def _freshness() -> timedelta:
+    return timedelta(seconds=current_app.config["OLCHAT_CACHE_TTL"])
+
+
+def _rights_per_user(portal) -> bool:
+    # The demo CRM shows every card to everyone; Bitrix24 has per-user CRM rights.
+    return portal.kind != "demo"
+
+
+def may_read(portal, user_id: str, entity_type_id: int, entity_id: int) -> bool:
+    """Tell whether ``user_id``'s right to read the card was verified within the freshness window."""
+    if not _rights_per_user(portal):
+        return True
+    key = (portal.id, user_id, entity_type_id, entity_id)
+    checked = runtime().card_access.get(key)
+    if checked is None:
+        row = db.session.scalar(db.select(CardAccess).filter_by(
+            portal_id=portal.id, user_id=user_id, entity_type_id=entity_type_id, entity_id=entity_id))
+        checked = row.checked_at if row is not None else None
+    if checked is None or utcnow() - checked >= _freshness():
+        return False
+    runtime().card_access.set(key, checked)
+    return True
+
+
+def remember_card(portal, card: Card, *, reader: str | None = None) -> tuple[Card, datetime]:
+    """Keep a card fetched from the CRM for every worker; ``reader`` read it with their own token."""
     entry = (card, utcnow())
     runtime().cards.set((portal.id, card.entity_type_id, card.entity_id), entry)
     data = json.dumps(card_to_dict(card), ensure_ascii=False)
@@ -167,6 +201,11 @@ def remember_card(portal, card: Card) -> tuple[Card, datetime]:
                         entity_type_id=card.entity_type_id, entity_id=card.entity_id)
     row.data = data
     row.fetched_at = entry[1]
+    if reader is not None and _rights_per_user(portal):
+        access = get_or_create(CardAccess, {"checked_at": entry[1]}, portal_id=portal.id, user_id=reader,
+                               entity_type_id=card.entity_type_id, entity_id=card.entity_id)
+        access.checked_at = entry[1]
+        runtime().card_access.set((portal.id, reader, card.entity_type_id, card.entity_id), entry[1])
     db.session.commit()
     return entry
 

@@ -70,7 +70,7 @@ def refresh():
     entity_type, entity_id = card_args()
     service.forget_card(g.portal, entity_type, entity_id)
     try:
-        card, fetched_at = service.load_card(g.portal, entity_type, entity_id, fresh=True)
+        card, fetched_at = service.load_card(g.portal, g.user.id, entity_type, entity_id, fresh=True)
     except CrmError as exc:
         return error_response(crm_reason(exc), retry=False)
     phones = service.phone_list(g.portal, service.settings_of(g.portal), card, fetched_at, locale=g.locale)
@@ -155,7 +155,7 @@ def _phones_key(entity_type: int, entity_id: int, context: dict) -> tuple:
 
 def _phones_context(entity_type: int, entity_id: int):
     try:
-        card, fetched_at = service.load_card(g.portal, entity_type, entity_id)
+        card, fetched_at = service.load_card(g.portal, g.user.id, entity_type, entity_id)
     except CrmError as exc:
         return error_response(crm_reason(exc))
     settings = service.settings_of(g.portal)
@@ -219,7 +219,7 @@ def _card_row(entity_type: int, entity_id: int):
     opened: the widget is not a way to probe arbitrary numbers.
     """
     phone = request.values.get("phone", "")
-    card, fetched_at = service.load_card(g.portal, entity_type, entity_id)
+    card, fetched_at = service.load_card(g.portal, g.user.id, entity_type, entity_id)
     phone_list = service.phone_list(g.portal, service.settings_of(g.portal), card, fetched_at, locale=g.locale)
     row = phone_list.row(phone)
     if row is None:

@@ -223,6 +223,8 @@ class FakeBitrix24:
         self.access_ttl = access_ttl
         self.clock = clock
         self.installed = installed
+        # app.info's CODE; set it to act as if tokens came from another application of the portal.
+        self.app_code: str | None = None
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -736,7 +738,7 @@ def _imopenlines_crm_chat_get(fake: FakeBitrix24, user_id: int, params: dict):
 
 
 def _app_info(fake: FakeBitrix24, user_id: int, params: dict):
-    return {"ID": 7, "CODE": fake.client_id, "VERSION": 1, "STATUS": "L", "INSTALLED": fake.installed,
+    return {"ID": 7, "CODE": fake.app_code or fake.client_id, "VERSION": 1, "STATUS": "L", "INSTALLED": fake.installed,
             "PAYMENT_EXPIRED": "N", "DAYS": None, "LANGUAGE_ID": "ru", "LICENSE": "ru_pro100",
             "LICENSE_TYPE": "pro100", "LICENSE_FAMILY": "pro"}
 
