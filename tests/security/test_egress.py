@@ -1,0 +1,347 @@
+"""Issue 10, part 3: a portal admin's WAHA URL cannot make our server call where it should not (SSRF).
+
+Every name resolution goes through a fake ``socket.getaddrinfo`` (``resolver``
+fixture): names the test did not declare do not resolve, so nothing here
+leaves 127.0.0.1, and the answers are the same on every machine.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from olchat_widget.crypto import secrets_box
+from olchat_widget.gateway.base import GatewayUnavailable
+from olchat_widget.gateway.egress import (EgressPolicy, OutboundAddressRefused, guarded_session, is_public_address,
+                                          parse_base_url)
+from olchat_widget.gateway.waha import WahaGateway
+from olchat_widget.models import GatewayServer, Portal, PortalLine, db
+from tests.conftest import Widget, make_app
+from tests.fakes.fake_waha import SESSIONS, FakeWaha
+from tests.html import parse
+
+DEAL = {"entity_type": 2, "entity_id": 10}
+PUBLIC = "93.184.215.14"  # a public address nothing here ever connects to (the resolver hands it out once)
+CONNECT_FAILED = "не удалось подключиться к серверу"
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+class FakeResolver:
+    """Stand-in for socket.getaddrinfo: declared names only, answers may change per call."""
+
+    def __init__(self, real):
+        self.real = real
+        self.answers: dict[str, list[list[str]]] = {}
+        self.asked: list[str] = []
+
+    def set(self, name: str, *answers: list[str]) -> None:
+        """Answer ``name`` with answers[0] on the first question, answers[1] on the second, … (the last repeats)."""
+        self.answers[name.lower()] = [list(a) for a in answers]
+
+    def __call__(self, host, port, family=0, type=0, proto=0, flags=0):
+        name = str(host).lower().rstrip(".")
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            pass
+        else:
+            return self.real(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        self.asked.append(name)
+        queue = self.answers.get(name)
+        if not queue:
+            raise socket.gaierror(socket.EAI_NONAME, f"{name} is not declared in this test")
+        addresses = queue.pop(0) if len(queue) > 1 else queue[0]
+        out = []
+        for address in addresses:
+            ip = ipaddress.ip_address(address)
+            if ip.version == 4:
+                out.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)))
+            else:
+                out.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0)))
+        return out
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    fake = FakeResolver(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return fake
+
+
+@pytest.fixture
+def waha():
+    with FakeWaha() as server:
+        yield server
+
+
+@pytest.fixture
+def closed_port():
+    """A port of 127.0.0.1 that is ours and refuses connections (bound, never listening)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+class NosyServer:
+    """Not a WAHA: an internal service that answers every request with its own secrets."""
+
+    SECRET = "root:x:0:0:INTERNAL-SECRET"
+
+    def __init__(self, status: int, content_type: str = "text/plain"):
+        outer = self
+        self.requests: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append(self.path)
+                body = (outer.SECRET if content_type == "text/plain" else
+                        '{"statusCode": %d, "message": "%s"}' % (status, outer.SECRET)).encode()
+                self.send_response(status, "Reason " + outer.SECRET)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.port = self.server.server_address[1]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def stored_server(app):
+    with app.app_context():
+        server = db.session.scalar(db.select(GatewayServer))
+        if server is None:
+            return None
+        key = secrets_box(app).open(server.api_key_enc) if server.api_key_enc else None
+        return server.base_url, key
+
+
+def store_server(app, base_url: str, api_key: str | None, lines=("sales",)) -> None:
+    """Put a portal server into the database directly (as one saved before this policy existed)."""
+    with app.app_context():
+        portal = db.session.scalar(db.select(Portal))
+        server = GatewayServer(portal_id=portal.id, base_url=base_url,
+                               api_key_enc=secrets_box(app).seal(api_key) if api_key else None)
+        db.session.add(server)
+        db.session.flush()
+        for line in lines:
+            db.session.add(PortalLine(portal_id=portal.id, server_id=server.id, line_id=line, name=line))
+        db.session.commit()
+
+
+def gateway_block(answer) -> str:
+    """The settings page's word on the stored server: its error code and text ('' when none)."""
+    block = parse(answer.data).find("div", data_error=True)
+    return f"[{block.get('data-error')}] {block.text}" if block is not None else ""
+
+
+def field_errors(answer) -> set[str]:
+    return {e.get("data-field-error") for e in parse(answer.data).find_all("small", data_field_error=True)}
+
+
+# ---------------------------------------------------------------- the policy, without HTTP
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "127.1.2.3", "10.0.0.5", "172.16.0.1", "192.168.1.10", "169.254.169.254", "100.64.0.1",
+    "0.0.0.0", "224.0.0.1", "240.0.0.1", "255.255.255.255", "192.0.2.1", "198.18.0.1",
+    "::1", "::", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "fc00::1", "fd12:3456::1",
+    "fe80::1", "fe80::1%1", "ff02::1", "2001:db8::1", "64:ff9b::7f00:1", "2002:7f00:1::1", "::127.0.0.1",
+])
+def test_internal_addresses_are_not_public(address):
+    assert not is_public_address(ipaddress.ip_address(address))
+    assert not EgressPolicy().address_allowed(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+def test_public_addresses_are_public(address):
+    assert is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("url", [
+    "http://waha.example.com#@127.0.0.1/", "http://waha.example.com/#x", "http://waha.example.com/?x=1",
+    "http://waha.example.com?", "http://user:pass@waha.example.com/", "http://127.0.0.1@waha.example.com/",
+    "http://waha.example.com\\@127.0.0.1/", "http://2130706433/", "http://0177.0.0.1/", "http://0x7f.0.0.1/",
+    "http://127.1/", "ftp://waha.example.com/", "file:///etc/passwd", "gopher://waha.example.com/",
+    "http://:3000/", "http:///api", "http://waha.example.com:0/", "http://waha.example.com:99999/",
+    "http://waha.example.com/a%2f..", "http://waha.example.com/../x", "http://waha .example.com/",
+    "http://waha.example.com/\n", "https://вах.рф/", "https://" + "a" * 500 + ".com/", "",
+])
+def test_malformed_urls_are_refused(url):
+    with pytest.raises(OutboundAddressRefused) as refused:
+        parse_base_url(url)
+    assert refused.value.kind == "url"
+
+
+@pytest.mark.parametrize("url, host, port", [
+    ("https://waha.example.com", "waha.example.com", 443), ("http://WAHA.example.com.:3000/", "waha.example.com", 3000),
+    ("https://example.com/waha", "example.com", 443), ("http://[2606:4700::1]:8080", "2606:4700::1", 8080),
+])
+def test_plain_urls_parse(url, host, port):
+    target = parse_base_url(url)
+    assert (target.host, target.port) == (host, port)
+
+
+def test_a_name_of_a_private_address_is_refused(resolver):
+    resolver.set("waha.corp.example", ["10.1.2.3"])
+    with pytest.raises(OutboundAddressRefused) as refused:
+        EgressPolicy().check_url("https://waha.corp.example")
+    assert refused.value.kind == "address"
+
+
+def test_one_private_address_among_public_ones_refuses_the_name(resolver):
+    resolver.set("waha.example.com", [PUBLIC, "127.0.0.1"])
+    with pytest.raises(OutboundAddressRefused):
+        EgressPolicy().check_url("https://waha.example.com")
+
+
+def test_a_public_name_passes(resolver):
+    resolver.set("waha.example.com", [PUBLIC, "2606:4700::1"])
+    assert EgressPolicy().resolve("waha.example.com", 443) == [
+        (socket.AF_INET, (PUBLIC, 443)), (socket.AF_INET6, ("2606:4700::1", 443, 0, 0))]
+
+
+def test_the_allow_list_takes_names_addresses_and_networks(resolver):
+    policy = EgressPolicy.from_setting(" 127.0.0.1, waha.internal ,10.0.0.0/8,[fd00::1]")
+    resolver.set("waha.internal", ["192.168.5.5"])
+    resolver.set("other.internal", ["192.168.5.5"])
+    assert policy.check_url("http://127.0.0.1:3000").host == "127.0.0.1"
+    assert policy.check_url("http://[::ffff:127.0.0.1]:3000").port == 3000
+    assert policy.check_url("http://10.20.30.40").host == "10.20.30.40"
+    assert policy.check_url("http://[fd00::1]:3000").host == "fd00::1"
+    assert policy.check_url("http://waha.internal:3000").host == "waha.internal"
+    for url in ("http://127.0.0.2", "http://192.168.5.5", "http://other.internal", "http://169.254.169.254",
+                "http://[fd00::2]"):
+        with pytest.raises(OutboundAddressRefused):
+            policy.check_url(url)
+
+
+@pytest.mark.parametrize("setting", ["10.0.0.0/33", "waha internal", "http://waha.internal", "999.1.1.1/8"])
+def test_a_typo_in_the_allow_list_stops_the_start(tmp_path, setting):
+    with pytest.raises(ValueError, match="OLCHAT_GATEWAY_ALLOWED_HOSTS"):
+        make_app(tmp_path, OLCHAT_GATEWAY_ALLOWED_HOSTS=setting)
+
+
+def test_the_default_allows_nothing_internal(tmp_path):
+    app = make_app(tmp_path)
+    assert app.config["OLCHAT_GATEWAY_ALLOWED_HOSTS"] == ""
+
+
+# ---------------------------------------------------------------- the connection itself
+
+
+def test_the_connection_is_checked_too_not_only_the_saved_url(waha):
+    gateway = WahaGateway(waha.url, waha.api_key, policy=EgressPolicy())
+    with pytest.raises(OutboundAddressRefused):
+        gateway.list_lines()
+    assert waha.calls == {}
+
+
+def test_dns_rebinding_gains_nothing(resolver, waha):
+    # Public when the URL is checked, loopback a moment later when the connection is made.
+    resolver.set("rebind.example.com", [PUBLIC], ["127.0.0.1"])
+    url = f"http://rebind.example.com:{port_of(waha.url)}"
+    policy = EgressPolicy()
+    policy.check_url(url)
+    gateway = WahaGateway(url, waha.api_key, policy=policy)
+    with pytest.raises(OutboundAddressRefused):
+        gateway.list_lines()
+    assert waha.calls == {}
+    assert resolver.asked == ["rebind.example.com", "rebind.example.com"]
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_host_name_kept(resolver, waha):
+    resolver.set("waha.internal", ["127.0.0.1"], ["10.9.9.9"])
+    gateway = WahaGateway(f"http://waha.internal:{port_of(waha.url)}", waha.api_key,
+                          policy=EgressPolicy.from_setting("127.0.0.1"))
+    assert [line.id for line in gateway.list_lines()][:1] == ["sales"]
+    # One resolution for the connection (urllib3 did not ask again), and WAHA saw the name, not the IP.
+    assert resolver.asked == ["waha.internal"]
+    assert waha.exchanges(SESSIONS)[0].headers["Host"] == f"waha.internal:{port_of(waha.url)}"
+
+
+def test_a_proxy_from_the_environment_is_not_used(monkeypatch, waha):
+    # A proxy would resolve the name itself, past the check; the guarded session ignores the environment.
+    monkeypatch.setenv("HTTP_PROXY", waha.url)
+    session = guarded_session(EgressPolicy())
+    assert session.trust_env is False
+    with pytest.raises(OutboundAddressRefused):
+        session.get("http://169.254.169.254/latest/meta-data/", timeout=1)
+    assert waha.calls == {}
+
+
+def test_tls_keeps_the_host_name_for_sni_and_the_certificate(tmp_path, resolver):
+    ssl = pytest.importorskip("ssl")
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    ca_key, ca, key, csr, cert, ext = (tmp_path / n for n in ("ca.key", "ca.pem", "s.key", "s.csr", "s.pem", "ext"))
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "3650",
+        "-subj", "/CN=Test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=waha.internal")
+    ext.write_text("subjectAltName=DNS:waha.internal\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert),
+        "-days", "3650", "-extfile", str(ext))
+    seen_sni = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"[]"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        resolver.set("waha.internal", ["127.0.0.1"])
+        resolver.set("other.internal", ["127.0.0.1"])
+        policy = EgressPolicy.from_setting("127.0.0.1")
+        good = WahaGateway(f"https://waha.internal:{port}", None, policy=policy)
+        good._http.verify = str(ca)
+        assert good.list_lines() == []
+        assert seen_sni == ["waha.internal"]
+        # The same address under a name the certificate does not carry: verification still fails.
+        wrong = WahaGateway(f"https://other.internal:{port}", None, policy=policy)
+        wrong._http.verify = str(ca)
+        with pytest.raises(GatewayUnavailable):
+            wrong.list_lines()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
