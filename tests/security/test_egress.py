@@ -345,3 +345,168 @@ def test_tls_keeps_the_host_name_for_sni_and_the_certificate(tmp_path, resolver)
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------- the settings page
+
+
+def admin_of(app):
+    return Widget(app.test_client())
+
+
+@pytest.mark.parametrize("template", [
+    "http://127.0.0.1:{port}", "http://localhost:{port}", "http://10.0.0.5:{port}", "http://192.168.1.10:{port}",
+    "http://169.254.169.254/latest/meta-data", "http://[::1]:{port}", "http://[::ffff:127.0.0.1]:{port}",
+    "http://0.0.0.0:{port}", "http://2130706433:{port}/", "http://0177.0.0.1:{port}/", "http://100.64.0.1:{port}",
+    "http://[fd00::1]:{port}", "http://internal.example.com:{port}",
+    "http://127.0.0.1:{port}#@waha.example.com", "http://waha.example.com?@127.0.0.1:{port}",
+    "http://user:pw@127.0.0.1:{port}", "http://waha.example.com@127.0.0.1:{port}",
+])
+def test_admin_cannot_point_our_server_inward(tmp_path, resolver, waha, template):
+    resolver.set("localhost", ["127.0.0.1"])
+    resolver.set("internal.example.com", ["10.0.0.7"])
+    resolver.set("waha.example.com", [PUBLIC])
+    app = make_app(tmp_path)
+    url = template.format(port=port_of(waha.url))
+    answer = admin_of(app).post("/admin/gateway", {"base_url": url, "api_key": waha.api_key})
+    assert answer.status_code == 422
+    assert field_errors(answer) & {"base_url", "base_url_refused"}
+    assert stored_server(app) is None
+    assert waha.calls == {}
+
+
+def test_a_refused_address_is_explained_before_any_connection(tmp_path, waha):
+    app = make_app(tmp_path)
+    answer = admin_of(app).post("/admin/gateway", {"base_url": waha.url, "api_key": "k"})
+    message = parse(answer.data).find("small", data_field_error="base_url_refused").text
+    assert "не разрешён" in message and "OLCHAT_GATEWAY_ALLOWED_HOSTS" in message
+    english = Widget(app.test_client(), lang="en").post("/admin/gateway", {"base_url": waha.url, "api_key": "k"})
+    assert "not allowed" in parse(english.data).find("small", data_field_error="base_url_refused").text
+
+
+def test_a_loopback_port_scan_learns_nothing(tmp_path, waha, closed_port):
+    app = make_app(tmp_path)
+    admin = admin_of(app)
+    open_answer = admin.post("/admin/gateway", {"base_url": waha.url, "api_key": "k"})
+    closed_answer = admin.post("/admin/gateway", {"base_url": f"http://127.0.0.1:{closed_port}", "api_key": "k"})
+    assert open_answer.status_code == closed_answer.status_code == 422
+    assert open_answer.data == closed_answer.data
+    assert waha.calls == {}
+
+
+@pytest.mark.parametrize("status, content_type", [(404, "application/json"), (500, "text/plain"),
+                                                  (200, "text/plain"), (403, "text/plain"), (302, "text/plain")])
+def test_an_allowed_internal_service_looks_like_a_closed_port(tmp_path, closed_port, status, content_type):
+    # Even where the deployment allows loopback, the page tells an open port from a closed one by nothing.
+    nosy = NosyServer(status, content_type)
+    try:
+        app = make_app(tmp_path, OLCHAT_GATEWAY_ALLOWED_HOSTS="127.0.0.1", OLCHAT_GATEWAY_CONNECT_TIMEOUT=0.5,
+                       OLCHAT_GATEWAY_READ_TIMEOUT=0.5)
+        admin = admin_of(app)
+        answers = []
+        for port in (nosy.port, closed_port):
+            answer = admin.post("/admin/gateway", {"base_url": f"http://127.0.0.1:{port}", "api_key": "k"})
+            assert answer.status_code == 200
+            answers.append(answer)
+        assert nosy.requests  # it was reached (allowed), and yet:
+        opened, closed = (gateway_block(a) for a in answers)
+        if status != 403:
+            assert opened == closed and CONNECT_FAILED in opened
+        for answer in answers:
+            assert NosyServer.SECRET not in answer.data.decode()
+            assert str(status) not in gateway_block(answer)
+    finally:
+        nosy.close()
+
+
+def test_timeouts_and_refusals_read_the_same(tmp_path, closed_port):
+    with FakeWaha(timeout_sleep=1.0) as slow:
+        slow.fail["*"] = "timeout"
+        app = make_app(tmp_path, OLCHAT_GATEWAY_ALLOWED_HOSTS="127.0.0.1", OLCHAT_GATEWAY_READ_TIMEOUT=0.3)
+        admin = admin_of(app)
+        timed_out = admin.post("/admin/gateway", {"base_url": slow.url, "api_key": slow.api_key})
+        refused = admin.post("/admin/gateway", {"base_url": f"http://127.0.0.1:{closed_port}", "api_key": "k"})
+    assert gateway_block(timed_out) == gateway_block(refused)
+    assert CONNECT_FAILED in gateway_block(refused)
+    english = Widget(app.test_client(), lang="en").get("/admin/settings/form")
+    assert "could not connect to the server" in gateway_block(english)
+
+
+def test_dns_rebinding_after_saving_reaches_nothing(tmp_path, resolver, waha):
+    resolver.set("rebind.example.com", [PUBLIC], ["127.0.0.1"])
+    app = make_app(tmp_path)
+    admin = admin_of(app)
+    url = f"http://rebind.example.com:{port_of(waha.url)}"
+    saved = admin.post("/admin/gateway", {"base_url": url, "api_key": waha.api_key})
+    assert saved.status_code == 200 and stored_server(app) == (url, waha.api_key)
+    # The settings page's probe resolved again, got loopback and did not connect.
+    assert CONNECT_FAILED in gateway_block(saved)
+    admin.post("/admin/lines", {"session": ["sales"]})
+    assert admin.get("/widget/lines", **DEAL).status_code < 500
+    assert admin.get("/widget/phone", phone="+79161234567", **DEAL).status_code < 500
+    assert waha.calls == {}
+    assert len(resolver.asked) >= 3
+
+
+def test_a_stored_portal_server_is_checked_at_every_connection(tmp_path, waha):
+    # Saved before the policy (or written by hand): the widget's gateway does not call it either.
+    app = make_app(tmp_path)
+    store_server(app, waha.url, waha.api_key)
+    admin = admin_of(app)
+    assert admin.get("/widget/lines", **DEAL).status_code < 500
+    assert admin.get("/widget/phone", phone="+79161234567", **DEAL).status_code < 500
+    assert CONNECT_FAILED in gateway_block(admin.get("/admin/settings/form"))
+    assert waha.calls == {}
+
+
+def test_a_stored_url_with_a_fragment_is_not_called(tmp_path, waha):
+    app = make_app(tmp_path, OLCHAT_GATEWAY_ALLOWED_HOSTS="127.0.0.1")
+    store_server(app, waha.url + "/#", waha.api_key)
+    admin = admin_of(app)
+    assert admin.get("/widget/lines", **DEAL).status_code < 500
+    assert waha.calls == {}
+
+
+def test_the_deployments_own_server_is_trusted(tmp_path, waha):
+    app = make_app(tmp_path, OLCHAT_GATEWAY="waha", OLCHAT_WAHA_URL=waha.url, OLCHAT_WAHA_API_KEY=waha.api_key)
+    lines = parse(admin_of(app).get("/widget/lines", **DEAL).data)
+    assert lines.find("option", data_line="sales") is not None
+    assert waha.count(SESSIONS) >= 1
+
+
+# ---------------------------------------------------------------- what a refused save leaves
+
+
+def test_a_refused_url_stores_nothing(tmp_path, waha):
+    app = make_app(tmp_path, OLCHAT_GATEWAY_ALLOWED_HOSTS="127.0.0.1")
+    admin = admin_of(app)
+    admin.post("/admin/gateway", {"base_url": waha.url, "api_key": waha.api_key})
+    admin.post("/admin/lines", {"session": ["sales", "support"]})
+    for url in ("http://10.0.0.1:3000", "http://127.0.0.1:1#x", "http://no-such-host.example.com"):
+        answer = admin.post("/admin/gateway", {"base_url": url, "api_key": "new-key"})
+        assert answer.status_code == 422
+        assert stored_server(app) == (waha.url, waha.api_key)
+        with app.app_context():
+            assert set(db.session.scalars(db.select(PortalLine.line_id))) == {"sales", "support"}
+
+
+def test_a_name_that_does_not_resolve_is_refused_without_detail(tmp_path, resolver):
+    app = make_app(tmp_path)
+    answer = admin_of(app).post("/admin/gateway", {"base_url": "https://no-such-host.example.com", "api_key": "k"})
+    assert answer.status_code == 422 and field_errors(answer) == {"base_url_unreachable"}
+    assert CONNECT_FAILED in answer.data.decode()
+
+
+# ---------------------------------------------------------------- the allow-list
+
+
+@pytest.mark.parametrize("allowed", ["127.0.0.1", "127.0.0.0/8", "10.0.0.0/8, 127.0.0.0/30", "waha.internal"])
+def test_the_deployment_can_allow_its_own_waha(tmp_path, resolver, waha, allowed):
+    resolver.set("waha.internal", ["127.0.0.1"])
+    app = make_app(tmp_path, OLCHAT_GATEWAY_ALLOWED_HOSTS=allowed)
+    host = "waha.internal" if allowed == "waha.internal" else "127.0.0.1"
+    url = f"http://{host}:{port_of(waha.url)}"
+    saved = admin_of(app).post("/admin/gateway", {"base_url": url, "api_key": waha.api_key})
+    assert saved.status_code == 200
+    assert {tr.get("data-session") for tr in parse(saved.data).find_all("tr", data_session=True)} >= {"sales"}
+    assert waha.count(SESSIONS) == 1
