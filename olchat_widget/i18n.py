@@ -176,6 +176,8 @@ TEXTS: dict[str, dict[str, str]] = {
                                   "(без логина, «?» и «#»)",
                             "en": "Enter a URL like https://waha.example.com or https://waha.example.com:3000 "
                                   "(no login, '?' or '#')"},
+    "gateway_key_again": {"ru": "Адрес сервера изменился: введите ключ API для нового сервера",
+                          "en": "The server URL changed: enter the API key for the new server"},
     "err_gateway_auth_title": {"ru": "Шлюз WhatsApp отклонил ключ доступа", "en": "The WhatsApp gateway refused the API key"},
     "err_gateway_auth_body": {"ru": "Администратору нужно проверить ключ API шлюза в настройках приложения.",
                               "en": "The administrator needs to check the gateway API key in the app settings."},

@@ -143,6 +143,9 @@ def save_gateway():
     api_key = request.form.get("api_key", "")
     server = db.session.scalar(db.select(GatewayServer).filter_by(portal_id=g.portal.id))
     errors = _gateway_url_errors(base_url)
+    if not errors and server is not None and server.base_url != base_url and not api_key:
+        # The stored key was entered for the stored server: it never goes to another host.
+        errors = ["api_key", "api_key_again"]
     if errors:
         return _settings_form(errors=errors, status=422)
     if server is None:

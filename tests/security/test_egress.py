@@ -474,7 +474,33 @@ def test_the_deployments_own_server_is_trusted(tmp_path, waha):
     assert waha.count(SESSIONS) >= 1
 
 
-# ---------------------------------------------------------------- what a refused save leaves
+# ---------------------------------------------------------------- the stored key stays with its server
+
+
+def test_a_new_url_needs_the_key_again_and_the_stored_key_never_travels(tmp_path):
+    with FakeWaha(api_key="key-of-server-a") as a, FakeWaha(api_key="key-of-server-b") as b:
+        app = make_app(tmp_path, OLCHAT_GATEWAY_ALLOWED_HOSTS="127.0.0.1")
+        admin = admin_of(app)
+        assert admin.post("/admin/gateway", {"base_url": a.url, "api_key": a.api_key}).status_code == 200
+        admin.post("/admin/lines", {"session": ["sales"]})
+
+        moved = admin.post("/admin/gateway", {"base_url": b.url, "api_key": ""})
+        assert moved.status_code == 422 and "api_key_again" in field_errors(moved)
+        assert "ключ API для нового сервера" in moved.data.decode()
+        assert stored_server(app) == (a.url, a.api_key)
+        with app.app_context():
+            assert db.session.scalar(db.select(PortalLine.line_id)) == "sales"
+        assert b.calls == {}
+
+        # The same URL with the field left empty keeps the stored key.
+        kept = admin.post("/admin/gateway", {"base_url": a.url + "/", "api_key": ""})
+        assert kept.status_code == 200 and stored_server(app) == (a.url, a.api_key)
+
+        assert admin.post("/admin/gateway", {"base_url": b.url, "api_key": b.api_key}).status_code == 200
+        assert stored_server(app) == (b.url, b.api_key)
+        assert admin.get("/widget/lines", **DEAL).status_code < 500
+        assert b.exchanges() and {e.headers.get("X-Api-Key") for e in b.exchanges()} == {b.api_key}
+        assert all(a.api_key not in str(e.headers) for e in b.exchanges())
 
 
 def test_a_refused_url_stores_nothing(tmp_path, waha):
