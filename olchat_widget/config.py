@@ -41,6 +41,9 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_WAHA_SESSIONS": "",  # comma-separated session names; empty = all
     # Member ids of the Bitrix24 portals the deployment's WAHA serves; empty = none of them.
     "OLCHAT_WAHA_PORTALS": "",
+    # Hosts, IPs and CIDR networks a portal's own WAHA URL may lead to besides
+    # public addresses (comma-separated), e.g. a WAHA beside the app: "127.0.0.1,waha.internal,10.0.0.0/8".
+    "OLCHAT_GATEWAY_ALLOWED_HOSTS": "",
     "OLCHAT_GATEWAY_CONNECT_TIMEOUT": 3.05,
     "OLCHAT_GATEWAY_READ_TIMEOUT": 10.0,
     "OLCHAT_BREAKER_FAILURES": 5,
@@ -108,6 +111,10 @@ def load_config(app, test_config: dict | None) -> None:
         app.config["OLCHAT_ENCRYPTION_KEY"] = app.config["OLCHAT_SECRET_KEY"]
     if not app.config["OLCHAT_NUMBERING_PATH"]:
         app.config["OLCHAT_NUMBERING_PATH"] = str(_default_numbering_path(instance))
+    # A typo in the allow-list should stop the start, not surface on a settings page.
+    from .gateway.egress import policy_from_config
+
+    policy_from_config(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
 
 

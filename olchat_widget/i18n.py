@@ -163,6 +163,25 @@ TEXTS: dict[str, dict[str, str]] = {
     "err_gateway_title": {"ru": "Шлюз WhatsApp недоступен", "en": "The WhatsApp gateway is unavailable"},
     "err_gateway_body": {"ru": "Статусы номеров и история временно недоступны. Попробуйте позже; если не проходит — сообщите администратору.",
                          "en": "Number statuses and history are unavailable for now. Try later; if it persists, tell the administrator."},
+    # Settings page: the portal's own WAHA server
+    "gateway_connect_failed": {"ru": "Шлюз WhatsApp: не удалось подключиться к серверу",
+                               "en": "WhatsApp gateway: could not connect to the server"},
+    "gateway_connect_hint": {"ru": "Проверьте адрес и ключ API и что сервер WAHA запущен и доступен из интернета.",
+                             "en": "Check the URL and the API key, and that the WAHA server is running and reachable from the internet."},
+    "gateway_address_refused": {
+        "ru": "Этот адрес не разрешён: внутренние и частные адреса (localhost, 10.x, 192.168.x, 169.254.x и т. п.) "
+              "запрещены. Чтобы подключить WAHA во внутренней сети, администратор сервиса добавляет его "
+              "в OLCHAT_GATEWAY_ALLOWED_HOSTS.",
+        "en": "This address is not allowed: internal and private addresses (localhost, 10.x, 192.168.x, 169.254.x "
+              "and the like) are refused. To connect a WAHA on an internal network, the service's operator adds it "
+              "to OLCHAT_GATEWAY_ALLOWED_HOSTS.",
+    },
+    "gateway_url_invalid": {"ru": "Нужен адрес вида https://waha.example.com или https://waha.example.com:3000 "
+                                  "(без логина, «?» и «#»)",
+                            "en": "Enter a URL like https://waha.example.com or https://waha.example.com:3000 "
+                                  "(no login, '?' or '#')"},
+    "gateway_key_again": {"ru": "Адрес сервера изменился: введите ключ API для нового сервера",
+                          "en": "The server URL changed: enter the API key for the new server"},
     "err_gateway_auth_title": {"ru": "Шлюз WhatsApp отклонил ключ доступа", "en": "The WhatsApp gateway refused the API key"},
     "err_gateway_auth_body": {"ru": "Администратору нужно проверить ключ API шлюза в настройках приложения.",
                               "en": "The administrator needs to check the gateway API key in the app settings."},

@@ -182,7 +182,8 @@ def test_a_failing_gateway_opens_the_breaker_and_the_widget_stays_fast(tmp_path,
 
 
 def test_admin_connects_a_waha_server_and_picks_lines(tmp_path, waha):
-    app = make_app(tmp_path)  # the deployment's default is the demo gateway
+    # The deployment's default is the demo gateway; the fake WAHA on loopback is allowed explicitly.
+    app = make_app(tmp_path, OLCHAT_GATEWAY_ALLOWED_HOSTS="127.0.0.1")
     admin = Widget(app.test_client())
     saved = admin.post("/admin/gateway", {"base_url": waha.url + "/", "api_key": waha.api_key})
     assert saved.status_code == 200
@@ -208,7 +209,7 @@ def test_admin_connects_a_waha_server_and_picks_lines(tmp_path, waha):
 
 
 def test_a_portal_cannot_use_sessions_it_did_not_choose(tmp_path, waha):
-    app = make_app(tmp_path)
+    app = make_app(tmp_path, OLCHAT_GATEWAY_ALLOWED_HOSTS="127.0.0.1")
     admin = Widget(app.test_client())
     admin.post("/admin/gateway", {"base_url": waha.url, "api_key": waha.api_key})
     admin.post("/admin/lines", {"session": ["support"], "name_support": "Поддержка"})

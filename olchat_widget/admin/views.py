@@ -1,8 +1,8 @@
 """The standalone debug page, demo tokens, and the admin-only settings page."""
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
-from urllib.parse import urlparse
 
 from flask import Blueprint, abort, current_app, g, request
 from sqlalchemy import delete
@@ -10,7 +10,8 @@ from sqlalchemy import delete
 from ..auth import WidgetUser, admin_required, issue_token
 from ..crm.base import ENTITY_NAMES
 from ..crypto import secrets_box
-from ..gateway.base import GatewayError
+from ..gateway.base import GatewayError, GatewayUnauthorized
+from ..gateway.egress import OutboundAddressRefused, policy_from_config
 from ..models import GatewayServer, LineDay, Portal, PortalLine, db, get_or_create, utcnow
 from ..phones.numbering import plan_for_app
 from ..runtime import runtime
@@ -140,10 +141,13 @@ def save_gateway():
     """Connect (or change) the portal's WAHA server; the API key is stored encrypted."""
     base_url = request.form.get("base_url", "").strip().rstrip("/")
     api_key = request.form.get("api_key", "")
-    parsed = urlparse(base_url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(base_url) > 500:
-        return _settings_form(errors=["base_url"], status=422)
     server = db.session.scalar(db.select(GatewayServer).filter_by(portal_id=g.portal.id))
+    errors = _gateway_url_errors(base_url)
+    if not errors and server is not None and server.base_url != base_url and not api_key:
+        # The stored key was entered for the stored server: it never goes to another host.
+        errors = ["api_key", "api_key_again"]
+    if errors:
+        return _settings_form(errors=errors, status=422)
     if server is None:
         server = GatewayServer(portal_id=g.portal.id, base_url=base_url)
         db.session.add(server)
@@ -156,6 +160,17 @@ def save_gateway():
     db.session.commit()
     runtime().lines.pop(g.portal.id)
     return _settings_form(saved=True)
+
+
+def _gateway_url_errors(base_url: str) -> list[str]:
+    """Return the field errors of a WAHA URL an admin entered (none: our server may connect there)."""
+    try:
+        policy_from_config(current_app.config).check_url(base_url)
+    except OutboundAddressRefused as exc:
+        return ["base_url"] if exc.kind == "url" else ["base_url", "base_url_refused"]
+    except (socket.gaierror, UnicodeError):
+        return ["base_url", "base_url_unreachable"]
+    return []
 
 
 @bp.post("/admin/gateway/disconnect")
@@ -195,15 +210,23 @@ def _gateway_context() -> dict:
     lines = {line.line_id: line.name for line in
              db.session.scalars(db.select(PortalLine).filter_by(portal_id=g.portal.id))}
     key = secrets_box(current_app).open(server.api_key_enc) if server.api_key_enc else None
-    sessions, error = [], None
-    try:
-        from ..gateway.waha import WahaGateway
+    from ..gateway.waha import WahaGateway
 
-        probe = WahaGateway(server.base_url, key, connect_timeout=current_app.config["OLCHAT_GATEWAY_CONNECT_TIMEOUT"],
-                            read_timeout=current_app.config["OLCHAT_GATEWAY_READ_TIMEOUT"])
+    sessions, error = [], None
+    # The stored URL is a portal admin's: the probe goes through the outbound policy too.
+    probe = WahaGateway(server.base_url, key, connect_timeout=current_app.config["OLCHAT_GATEWAY_CONNECT_TIMEOUT"],
+                        read_timeout=current_app.config["OLCHAT_GATEWAY_READ_TIMEOUT"],
+                        policy=policy_from_config(current_app.config))
+    try:
         sessions = probe.list_lines()
-    except GatewayError as exc:
-        error = exc.reason
+    except GatewayUnauthorized:
+        error = "unauthorized"
+    except GatewayError:
+        # Refused address, refused connection, timeout, TLS, an answer that is not
+        # WAHA's: one word for all, so the page is no port scanner.
+        error = "unavailable"
+    finally:
+        probe.close()
     return {"server": server, "lines": lines, "sessions": sessions, "gateway_error": error,
             "key_hint": ("••••" + key[-4:]) if key and len(key) >= 8 else ("••••" if key else "")}
 

@@ -13,6 +13,7 @@ from flask import current_app
 from ..crypto import secrets_box
 from ..models import GatewayServer, PortalLine, Portal, db
 from .base import Gateway, NoLines
+from .egress import EgressPolicy, policy_from_config
 
 NO_LINES = NoLines()
 
@@ -36,7 +37,9 @@ def build_gateway(portal: Portal) -> Gateway:
         api_key = secrets_box(current_app).open(server.api_key_enc) if server.api_key_enc else None
         # A portal that connected a server but chose no sessions has no lines yet.
         return _cached(rt, portal, fingerprint,
-                       lambda: _waha(rt, server.base_url, api_key, sessions or ("\0none",), names))
+                       lambda: _waha(rt, server.base_url, api_key, sessions or ("\0none",), names,
+                                     policy=policy_from_config(cfg)))
+    # The deployment's own server is the operator's choice: no outbound policy for it.
     if cfg["OLCHAT_GATEWAY"] == "waha" and cfg["OLCHAT_WAHA_URL"] and _deployment_serves(portal):
         sessions = tuple(_split(cfg["OLCHAT_WAHA_SESSIONS"]))
         fingerprint = ("deployment", cfg["OLCHAT_WAHA_URL"], sessions)
@@ -66,14 +69,15 @@ def _cached(rt, portal, fingerprint, make) -> Gateway:
     return gateway
 
 
-def _waha(rt, base_url: str, api_key: str | None, sessions, names) -> Gateway:
+def _waha(rt, base_url: str, api_key: str | None, sessions, names, *, policy: EgressPolicy | None = None) -> Gateway:
+    """Build a WAHA gateway behind its server's breaker; ``policy`` for a URL a portal admin chose."""
     from .breaker import BreakerGateway, breaker_for
     from .waha import WahaGateway
 
     cfg = current_app.config
     waha = WahaGateway(base_url, api_key, sessions=list(sessions) or None, names=names,
                        connect_timeout=cfg["OLCHAT_GATEWAY_CONNECT_TIMEOUT"],
-                       read_timeout=cfg["OLCHAT_GATEWAY_READ_TIMEOUT"])
+                       read_timeout=cfg["OLCHAT_GATEWAY_READ_TIMEOUT"], policy=policy)
     # One breaker per server: when a WAHA is down, every portal on it fails fast.
     breaker = breaker_for(rt.breakers, base_url, failure_threshold=cfg["OLCHAT_BREAKER_FAILURES"],
                           cool_down=cfg["OLCHAT_BREAKER_COOL_DOWN"])

@@ -18,6 +18,7 @@ from urllib3.exceptions import NewConnectionError
 from .base import (FAILED, SCAN_QR_CODE, STARTING, STOPPED, WORKING, ChatRef, GatewayError, GatewayNotFound,
                    GatewayRateLimited, GatewayTimeout, GatewayUnauthorized, GatewayUnavailable, HistoryPage, Line,
                    LineNotConnected, Message, Presence, SentMessage)
+from .egress import EgressPolicy, OutboundAddressRefused, guarded_session, parse_base_url
 
 # WAHA's numeric ack → the delivery state names the widget shows.
 ACK_NAMES = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
@@ -45,13 +46,25 @@ class WahaGateway:
 
     def __init__(self, base_url: str, api_key: str | None, *, sessions: Sequence[str] | None = None,
                  names: Mapping[str, str] | None = None, connect_timeout: float = 3.05, read_timeout: float = 10.0,
-                 session: requests.Session | None = None):
+                 session: requests.Session | None = None, policy: EgressPolicy | None = None):
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or None
         # Kept in the configured order: that is the order the admin chose the lines in.
         self.sessions: tuple[str, ...] | None = tuple(dict.fromkeys(sessions)) if sessions else None
         self.names = dict(names or {})
         self.timeout = (connect_timeout, read_timeout)
+        # With a policy (a URL a portal admin chose) the URL is checked here and
+        # every connection's address at connect time; the refusal is raised by
+        # the first call, like any other way of not reaching the server.
+        self._refusal: OutboundAddressRefused | None = None
+        if policy is not None:
+            if session is not None:
+                raise TypeError("a policy builds its own session")
+            try:
+                parse_base_url(self.base_url)
+            except OutboundAddressRefused as exc:
+                self._refusal = exc
+            session = guarded_session(policy)
         if session is None:
             session = requests.Session()
             # No transport-level retries at all: a retried POST /api/sendText can
@@ -186,6 +199,8 @@ class WahaGateway:
     def _call(self, method: str, path: str, *, op: str, line_id: str | None = None, params: dict | None = None,
               json: Any = None, sending: bool = False, missing_ok: bool = False) -> Any:
         """Make one request and return its JSON, or raise the typed error for its failure."""
+        if self._refusal is not None:
+            raise OutboundAddressRefused(str(self._refusal), kind=self._refusal.kind)
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["X-Api-Key"] = self._api_key
