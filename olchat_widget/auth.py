@@ -97,6 +97,9 @@ def authenticate() -> None:
     if portal is None:
         # The portal uninstalled the app since the token was issued.
         raise AuthError("no_auth")
+    if portal.kind == "demo" and not current_app.config["OLCHAT_DEBUG_PAGE"]:
+        # Every init-db creates the demo portal; in production nobody may act as it.
+        raise AuthError("no_auth")
     g.portal = portal
     g.user = WidgetUser(str(claims.get("u", "")), str(claims.get("n", "")), bool(claims.get("a")))
     g.locale = claims.get("l") or portal.locale or "ru"

@@ -23,8 +23,9 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_TOKEN_TTL": 900,
     # Embedded demo data (JSON, shape in PRODUCT.md); empty: the built-in file.
     "OLCHAT_DEMO_DATA": "",
-    # Serve the standalone debug page at / and issue tokens for the demo portal.
-    "OLCHAT_DEBUG_PAGE": True,
+    # Serve the standalone debug page at / and accept tokens of the demo portal.
+    # "auto": on only while no Bitrix24 application credentials are configured.
+    "OLCHAT_DEBUG_PAGE": "auto",
     # Demo backends' behaviour, for tests and benchmarks.
     "OLCHAT_DEMO_CRM_DELAY": 0.0,  # seconds per CRM call
     "OLCHAT_DEMO_CRM_FAIL": "",  # '', 'unavailable', 'access_denied', 'not_found', 'rate_limited'
@@ -109,6 +110,7 @@ def load_config(app, test_config: dict | None) -> None:
     app.config["SECRET_KEY"] = app.config["OLCHAT_SECRET_KEY"]
     if not app.config["OLCHAT_ENCRYPTION_KEY"]:
         app.config["OLCHAT_ENCRYPTION_KEY"] = app.config["OLCHAT_SECRET_KEY"]
+    app.config["OLCHAT_DEBUG_PAGE"] = _debug_page(app.config)
     if not app.config["OLCHAT_NUMBERING_PATH"]:
         app.config["OLCHAT_NUMBERING_PATH"] = str(_default_numbering_path(instance))
     # A typo in the allow-list should stop the start, not surface on a settings page.
@@ -116,6 +118,17 @@ def load_config(app, test_config: dict | None) -> None:
 
     policy_from_config(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+
+
+def _debug_page(config) -> bool:
+    """The debug page (and the demo portal's tokens) stay off once the app is a real Bitrix24 app."""
+    value = config["OLCHAT_DEBUG_PAGE"]
+    if isinstance(value, str):
+        value = value.strip().lower()
+        if value in ("", "auto"):
+            return not (config["OLCHAT_B24_CLIENT_ID"] and config["OLCHAT_B24_CLIENT_SECRET"])
+        return value in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def _postgres_dialect(url: str) -> str:

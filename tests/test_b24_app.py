@@ -283,8 +283,10 @@ def test_a_token_of_one_portal_reaches_nothing_of_another(tmp_path, fake):
     """Portal B (Bitrix24) has card 'deal 500' with a private phone; portal A's token never sees it."""
     fake.add_item(3, 500, phones=["+7 999 555-00-00"], NAME="Секретный", LAST_NAME="Клиент")
     fake.add_item(2, 500, TITLE="Сделка B", contactIds=[500], CONTACT_ID=500)
+    # The debug page forced on beside a real portal: the demo portal is tenant A.
     app = make_app(tmp_path, OLCHAT_B24_CLIENT_ID=fake.client_id, OLCHAT_B24_CLIENT_SECRET=fake.client_secret,
-                   OLCHAT_B24_OAUTH_URL=fake.url, OLCHAT_B24_SCHEME="http", OLCHAT_B24_TIMEOUT=3.0)
+                   OLCHAT_B24_OAUTH_URL=fake.url, OLCHAT_B24_SCHEME="http", OLCHAT_B24_TIMEOUT=3.0,
+                   OLCHAT_DEBUG_PAGE=True)
     client = app.test_client()
     install(client, fake)
     portal_b = B24Widget(client, fake)
