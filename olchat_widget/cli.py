@@ -48,8 +48,21 @@ def init_db_command():
     click.echo(f"Database ready: {current_app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}")
 
 
+@click.command("worker")
+@click.option("--workers", default=4, show_default=True, help="threads running jobs")
+def worker_command(workers: int):
+    """Run the background queue's consumer (Open Lines deliveries) until stopped."""
+    from .jobs import queue_of
+
+    huey = queue_of(current_app._get_current_object())
+    click.echo(f"olchat worker: {type(huey).__name__}, {workers} threads")
+    # Threads: the jobs wait on HTTP (Bitrix24, WAHA), not on the CPU.
+    huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
+
+
 def register_cli(app) -> None:
     app.cli.add_command(init_db_command)
+    app.cli.add_command(worker_command)
     try:
         from .phones.cli import numbering_cli
     except ImportError:

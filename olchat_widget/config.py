@@ -71,6 +71,16 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_B24_OAUTH_URL": "https://oauth.bitrix.info",
     "OLCHAT_B24_SCHEME": "https",
     "OLCHAT_B24_TIMEOUT": 10.0,
+    # Background queue (huey): Redis URL for many processes and machines; empty = SQLite file.
+    "OLCHAT_REDIS_URL": "",
+    "OLCHAT_JOBS_PATH": "",  # the SQLite queue file; empty: instance/jobs.sqlite3
+    "OLCHAT_JOBS_IMMEDIATE": False,  # run tasks at once in the caller (tests)
+    "OLCHAT_JOB_RETRIES": 5,
+    "OLCHAT_JOB_RETRY_DELAY": 2,  # seconds, doubled by the task on each retry
+    # The deployment's WAHA signs its webhooks with this key (HMAC-SHA512); empty = unsigned accepted.
+    "OLCHAT_WAHA_WEBHOOK_KEY": "",
+    # Our Open Lines connector id (lower case, digits, _).
+    "OLCHAT_CONNECTOR_ID": "olchat_whatsapp",
     # Interface language when the portal does not say: ru | en.
     "OLCHAT_LOCALE": "ru",
 }

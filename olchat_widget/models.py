@@ -234,3 +234,50 @@ class OutgoingMessage(db.Model):
     error: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OpenLineBinding(db.Model):
+    """Which Bitrix24 Open Line a WhatsApp line serves (one line, at most one Open Line)."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "line_id"), UniqueConstraint("portal_id", "openline_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    line_id: Mapped[str] = mapped_column(String(128))  # the WhatsApp line (WAHA session)
+    openline_id: Mapped[str] = mapped_column(String(32))  # Bitrix24's LINE, a string of digits
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookKey(db.Model):
+    """The HMAC key a portal's own WAHA server signs its webhooks with (generated, encrypted)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    server_id: Mapped[int] = mapped_column(ForeignKey("gateway_server.id", ondelete="CASCADE"), unique=True)
+    key_enc: Mapped[str] = mapped_column(Text)
+
+
+class BridgeMessage(db.Model):
+    """One message part crossing the bridge, keyed by its source id: stored first, delivered by a job.
+
+    The unique key is what makes a duplicated webhook or event, a retried job
+    or a killed consumer harmless: the second arrival finds the row and does nothing.
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "direction", "source_id", "part"),
+                      Index("ix_bridge_chat", "portal_id", "line_id", "client"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))  # 'in': WhatsApp -> Bitrix24; 'out': Bitrix24 -> WhatsApp
+    source_id: Mapped[str] = mapped_column(String(255))  # WhatsApp message id (in) / Bitrix24 message id (out)
+    part: Mapped[int] = mapped_column(default=0)  # text and each attachment are separate parts
+    line_id: Mapped[str] = mapped_column(String(128))
+    openline_id: Mapped[str] = mapped_column(String(32))
+    client: Mapped[str] = mapped_column(String(32))  # the client's number, digits: the Open Lines user/chat id
+    payload: Mapped[str] = mapped_column(Text)  # JSON of what is to be delivered
+    # queued -> delivered | failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    target_id: Mapped[str | None] = mapped_column(String(255))  # Bitrix24 chat id (in) / WhatsApp id (out)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -68,6 +68,8 @@ def make_app(tmp_path: Path, *, clock_at=None, **overrides):
         "OLCHAT_SECRET_KEY": "test-secret",
         "OLCHAT_CHECK_PAUSE": 0.0,
         "OLCHAT_NUMBERING_PATH": str(NUMBERING_CSV),
+        # The queue in the test's own folder: no test shares jobs with another.
+        "OLCHAT_JOBS_PATH": str(tmp_path / "jobs.sqlite3"),
     }
     config.update(overrides)
     app = create_app(config)

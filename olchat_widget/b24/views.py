@@ -73,11 +73,27 @@ def events():
             db.session.rollback()
             return {"result": False, "error": exc.reason}, _INSTALL_STATUS.get(exc.reason, 503)
         return {"result": True, "member_id": portal.member_id}
+    if event in ("ONIMCONNECTORLINEDELETE", "ONIMCONNECTORSTATUSDELETE"):
+        return _connector_removed(auth, request.form)
     if event == "ONAPPUNINSTALL":
         if portals.uninstall(auth.get("member_id", ""), auth.get("application_token", "")):
             return {"result": True}
         return {"result": False, "error": "application_token does not match"}, 403
     return {"result": False, "error": "unknown event"}, 400
+
+
+def _connector_removed(auth: dict, form):
+    """An admin removed our connector from an Open Line in Bitrix24: that line is unbound here too."""
+    from ..bridge.connector import connector_id, forget_openline
+
+    portal = db.session.scalar(db.select(Portal).filter_by(member_id=auth.get("member_id", ""), kind="bitrix"))
+    if portal is None or not portals.application_token_matches(portal, auth.get("application_token", "")):
+        return {"result": False, "error": "application_token does not match"}, 403
+    # These two events spell their keys in lower case (data[connector], data[line]).
+    data = {k.lower(): v for k, v in form.items()}
+    if data.get("data[connector]") == connector_id() and data.get("data[line]", "").isdigit():
+        forget_openline(portal.id, data["data[line]"])
+    return {"result": True}
 
 
 @bp.post("/token")

@@ -1,0 +1,154 @@
+"""Client → Open Lines: a WAHA webhook is stored first, de-duplicated by WhatsApp id, delivered by a job.
+
+The webhook answer only writes rows and queues ``deliver_chat``; the job sends
+every queued message of one chat, in order, in one ``imconnector.send.messages``
+request. A row is claimed before it is sent, so two consumers never send it
+both; a claim left by a consumer that died is taken over after CLAIM_STALE.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from ..models import BridgeMessage, OpenLineBinding, Portal, db, utcnow
+from .ids import clean_name, client_id
+
+MESSAGE_EVENTS = ("message", "message.any")
+CLAIM_STALE = timedelta(seconds=60)
+BATCH = 20  # messages of one chat in one send.messages request
+
+
+class Retry(Exception):
+    """The chat cannot be delivered now (another consumer holds it, Bitrix24 refused): try again later."""
+
+
+def signature_ok(raw: bytes, key: str, signature: str | None) -> bool:
+    """Check WAHA's X-Webhook-Hmac: hex HMAC-SHA512 of the raw body."""
+    if not signature:
+        return False
+    expected = hmac.new(key.encode(), raw, hashlib.sha512).hexdigest()
+    return hmac.compare_digest(expected, signature.strip().lower())
+
+
+def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
+    """Store the client's message of a webhook for each bound Open Line; return the chats to deliver."""
+    if envelope.get("event") not in MESSAGE_EVENTS:
+        return []
+    payload = envelope.get("payload")
+    session = envelope.get("session")
+    if not isinstance(payload, dict) or not isinstance(session, str):
+        return []
+    message_id = payload.get("id")
+    chat = payload.get("from")
+    if not isinstance(message_id, str) or not message_id or not isinstance(chat, str):
+        return []
+    if payload.get("fromMe"):
+        return []  # our own sends and the phone's come back as echoes; not a client's words
+    client = client_id(chat)
+    if not client or "@lid" in chat or "@g.us" in chat:
+        return []  # groups and hidden numbers are not client chats of a CRM card
+    stamp = payload.get("timestamp")
+    part = {
+        "text": str(payload.get("body") or "")[:20_000],
+        "date": int(stamp) if isinstance(stamp, (int, float)) and stamp > 0 else None,
+        "name": clean_name(str((payload.get("_data") or {}).get("notifyName") or payload.get("notifyName") or "")
+                           if isinstance(payload.get("_data") or {}, dict) else ""),
+        "has_media": bool(payload.get("hasMedia")),
+    }
+    chats = []
+    for portal in portals:
+        binding = db.session.scalar(db.select(OpenLineBinding).filter_by(portal_id=portal.id, line_id=session))
+        if binding is None:
+            continue
+        row = BridgeMessage(portal_id=portal.id, direction="in", source_id=message_id[:255], part=0,
+                            line_id=session, openline_id=binding.openline_id, client=client,
+                            payload=json.dumps(part, ensure_ascii=False))
+        db.session.add(row)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()  # WAHA posted it before (retry or duplicate): already stored
+            continue
+        chats.append((portal.id, session, client))
+    return chats
+
+
+def deliver_chat(portal_id: int, line_id: str, client: str) -> int:
+    """Send the chat's queued messages to its Open Line, oldest first; return how many went."""
+    from ..b24.portal import app_client
+    from ..b24.client import B24Error
+
+    rows = _claim(portal_id, line_id, client)
+    if not rows:
+        return 0
+    portal = db.session.get(Portal, portal_id)
+    connector = current_app.config["OLCHAT_CONNECTOR_ID"]
+    messages = []
+    for row in rows:
+        part = json.loads(row.payload)
+        message = {"id": row.source_id, "text": part.get("text") or ("[файл]" if part.get("has_media") else " ")}
+        if part.get("date"):
+            message["date"] = part["date"]
+        messages.append({"user": {"id": client, "name": part.get("name") or "WhatsApp", "phone": "+" + client},
+                         "message": message, "chat": {"id": client}})
+    try:
+        answer = app_client(portal).call("imconnector.send.messages",
+                                         {"CONNECTOR": connector, "LINE": rows[0].openline_id, "MESSAGES": messages})
+    except B24Error as exc:
+        _release(rows, f"{type(exc).__name__}")
+        raise Retry(str(exc)) from exc
+    results = ((answer or {}).get("DATA") or {}).get("RESULT") or [] if isinstance(answer, dict) else []
+    for n, row in enumerate(rows):
+        result = results[n] if n < len(results) and isinstance(results[n], dict) else {}
+        session = result.get("session") if isinstance(result.get("session"), dict) else {}
+        row.status, row.target_id, row.error = "delivered", str(session.get("CHAT_ID") or "") or None, None
+    db.session.commit()
+    return len(rows)
+
+
+def _claim(portal_id: int, line_id: str, client: str) -> list[BridgeMessage]:
+    """Take the chat's oldest queued rows for this consumer; Retry while another holds some of them."""
+    now = utcnow()
+    chat = (BridgeMessage.portal_id == portal_id, BridgeMessage.direction == "in",
+            BridgeMessage.line_id == line_id, BridgeMessage.client == client)
+    held = db.session.scalar(db.select(BridgeMessage.id).where(
+        *chat, BridgeMessage.status == "sending", BridgeMessage.updated_at > now - CLAIM_STALE).limit(1))
+    if held is not None:
+        db.session.rollback()
+        raise Retry("another consumer is delivering this chat")  # order: wait for it
+    ids = db.session.scalars(db.select(BridgeMessage.id).where(
+        *chat, BridgeMessage.status.in_(("queued", "sending"))).order_by(BridgeMessage.id).limit(BATCH)).all()
+    if not ids:
+        db.session.rollback()
+        return []
+    # The claim is one UPDATE guarded by the states read: a concurrent consumer's claim makes it miss.
+    claimed = db.session.execute(update(BridgeMessage).where(
+        BridgeMessage.id.in_(ids),
+        (BridgeMessage.status == "queued") | ((BridgeMessage.status == "sending")
+                                              & (BridgeMessage.updated_at <= now - CLAIM_STALE)))
+        .values(status="sending", updated_at=now, attempts=BridgeMessage.attempts + 1)).rowcount
+    db.session.commit()
+    if claimed != len(ids):
+        _release_ids(ids, now)
+        raise Retry("the chat was claimed concurrently")
+    return db.session.scalars(db.select(BridgeMessage).where(BridgeMessage.id.in_(ids))
+                              .order_by(BridgeMessage.id)).all()
+
+
+def _release(rows, error: str) -> None:
+    for row in rows:
+        row.status, row.error = "queued", error[:255]
+    db.session.commit()
+
+
+def _release_ids(ids, claimed_at) -> None:
+    db.session.execute(update(BridgeMessage).where(BridgeMessage.id.in_(ids), BridgeMessage.status == "sending",
+                                                   BridgeMessage.updated_at == claimed_at)
+                       .values(status="queued"))
+    db.session.commit()

@@ -1,0 +1,141 @@
+"""The addresses WAHA posts its webhooks to: the deployment's own server, or a portal's own."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, abort, current_app, g, request
+
+from ..auth import admin_required
+from ..crypto import secrets_box
+from ..gateway.base import GatewayError
+from ..widget.service import portal_lines
+from ..jobs import enqueue
+from ..models import GatewayServer, Portal, WebhookKey, db
+from . import connector, inbound
+
+bp = Blueprint("bridge", __name__)
+
+MAX_WEBHOOK = 1 << 20  # WAHA's envelopes are small; media come by URL, never inline
+
+
+def _split(names: str) -> list[str]:
+    return [n.strip() for n in (names or "").split(",") if n.strip()]
+
+
+@bp.post("/waha/webhook")
+def deployment_webhook():
+    """A webhook of the deployment's WAHA (OLCHAT_WAHA_URL), for the portals in OLCHAT_WAHA_PORTALS."""
+    key = current_app.config["OLCHAT_WAHA_WEBHOOK_KEY"]
+    envelope = _envelope(key)
+    members = _split(current_app.config["OLCHAT_WAHA_PORTALS"])
+    portals = db.session.scalars(db.select(Portal).where(Portal.member_id.in_(members),
+                                                         Portal.kind == "bitrix")).all() if members else []
+    return _accept(envelope, portals)
+
+
+@bp.post("/waha/webhook/<int:server_id>")
+def server_webhook(server_id: int):
+    """A webhook of a portal's own WAHA server, signed with the key generated for that server."""
+    server = db.session.get(GatewayServer, server_id)
+    stored = db.session.scalar(db.select(WebhookKey).filter_by(server_id=server_id)) if server else None
+    key = secrets_box(current_app).open(stored.key_enc) if stored else None
+    if not key:
+        abort(401)  # unknown server, or one we gave no key: nobody may post for it
+    envelope = _envelope(key)
+    return _accept(envelope, [db.session.get(Portal, server.portal_id)])
+
+
+def _envelope(key: str | None) -> dict:
+    """The webhook's JSON, once its signature is checked (when the receiver has a key)."""
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_WEBHOOK:
+        abort(413)
+    if key and not inbound.signature_ok(raw, key, request.headers.get("X-Webhook-Hmac")):
+        abort(401)
+    try:
+        envelope = json.loads(raw)
+    except ValueError:
+        abort(400)
+    if not isinstance(envelope, dict):
+        abort(400)
+    return envelope
+
+
+def _accept(envelope: dict, portals) -> tuple[dict, int]:
+    for chat in inbound.accept(envelope, portals):
+        enqueue("deliver_inbound", *chat)
+    return {"ok": True}, 200
+
+
+# ---------------------------------------------------------------- the connector page (SETTING_CONNECTOR)
+
+
+@bp.post("/b24/connector")
+def connector_page():
+    """What Bitrix24 opens from the contact center for one Open Line: the shell, then the form below."""
+    from ..b24.views import _frame_portal, _lang, _placement_options
+    from ..web import page
+
+    _frame_portal()
+    options = _placement_options()
+    openline = str(options.get("LINE") or "")
+    openline = openline if openline.isdigit() and openline.isascii() and len(openline) <= 12 else ""
+    return page("widget/shell.html", mode="bitrix", view="connector", entity_type=0, entity_id=0,
+                placement_mode="view", member_id="", openline=openline, locale=_lang())
+
+
+@bp.get("/bridge/connector")
+@admin_required
+def connector_form():
+    openline = _openline_arg()
+    return _connector_fragment(openline)
+
+
+@bp.post("/bridge/connector")
+@admin_required
+def connect_line():
+    """«Подключить»: this WhatsApp line now serves this Open Line."""
+    openline = _openline_arg()
+    line_id = request.form.get("line", "")
+    lines = {line.id: line for line in portal_lines(g.portal, fresh=True)}
+    if line_id not in lines:
+        return _connector_fragment(openline, error="line", status=422)
+    try:
+        connector.connect(g.portal, line_id, openline, lines[line_id].name)
+    except connector.LineTaken:
+        return _connector_fragment(openline, error="taken", status=409)
+    except connector.ConnectorError:
+        return _connector_fragment(openline, error="bitrix", status=503)
+    return _connector_fragment(openline)
+
+
+@bp.post("/bridge/connector/disconnect")
+@admin_required
+def disconnect_line():
+    """«Отключить»: the Open Line stops receiving this WhatsApp line."""
+    openline = _openline_arg()
+    try:
+        connector.disconnect(g.portal, openline)
+    except connector.ConnectorError:
+        return _connector_fragment(openline, error="bitrix", status=503)
+    return _connector_fragment(openline)
+
+
+def _openline_arg() -> str:
+    openline = request.values.get("openline", "")
+    if not (openline.isdigit() and openline.isascii() and 0 < len(openline) <= 12):
+        abort(400)
+    return openline
+
+
+def _connector_fragment(openline: str, *, error: str | None = None, status: int = 200):
+    from ..web import fragment
+
+    try:
+        lines = portal_lines(g.portal)
+    except GatewayError:
+        lines = []
+    bindings = {b.line_id: b.openline_id for b in connector.bindings(g.portal.id)}
+    bound = next((line_id for line_id, ol in bindings.items() if ol == openline), None)
+    return fragment("bridge/_connector.html", status, openline=openline, lines=lines, bound=bound,
+                    bindings=bindings, error=error)

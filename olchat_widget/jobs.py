@@ -1,0 +1,62 @@
+"""The background queue: huey, on SQLite in the instance folder by default, on Redis with OLCHAT_REDIS_URL.
+
+Tasks are thin: each runs one function of the room that owns the work, inside
+the app's context. Everything a task does is safe to run twice (a unique key
+per effect), because huey delivers at least once: a consumer killed halfway
+leaves the task to be run again.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import current_app
+
+KEY = "olchat_huey"
+
+
+def make_huey(app):
+    """The huey instance this app's config asks for."""
+    from huey import MemoryHuey, RedisHuey, SqliteHuey
+
+    cfg = app.config
+    name = "olchat"
+    if cfg["OLCHAT_JOBS_IMMEDIATE"]:
+        # Tests and single-process demos: a task runs at once, in the caller's thread.
+        return MemoryHuey(name, immediate=True)
+    if cfg["OLCHAT_REDIS_URL"]:
+        return RedisHuey(name, url=cfg["OLCHAT_REDIS_URL"])
+    path = cfg["OLCHAT_JOBS_PATH"] or str(Path(app.instance_path) / "jobs.sqlite3")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(name, filename=path)
+
+
+def init_jobs(app) -> None:
+    """Create the queue and register the tasks on ``app``."""
+    huey = make_huey(app)
+    app.extensions[KEY] = huey
+
+    def in_app(func):
+        def run(*args, **kwargs):
+            with app.app_context():
+                return func(*args, **kwargs)
+
+        run.__name__ = func.__name__
+        run.__qualname__ = f"olchat.{func.__module__}.{func.__name__}"
+        return run
+
+    from .bridge import inbound
+
+    retries, delay = app.config["OLCHAT_JOB_RETRIES"], app.config["OLCHAT_JOB_RETRY_DELAY"]
+    app.extensions["olchat_tasks"] = {
+        "deliver_inbound": huey.task(retries=retries, retry_delay=delay, name="deliver_inbound")(
+            in_app(inbound.deliver_chat)),
+    }
+
+
+def enqueue(name: str, *args) -> None:
+    """Queue the task ``name`` (run at once when the queue is immediate)."""
+    current_app.extensions["olchat_tasks"][name](*args)
+
+
+def queue_of(app):
+    return app.extensions[KEY]
