@@ -81,6 +81,8 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_WAHA_WEBHOOK_KEY": "",
     # Our Open Lines connector id (lower case, digits, _).
     "OLCHAT_CONNECTOR_ID": "olchat_whatsapp",
+    # «Показывать имя сотрудника» for replies from Open Lines: the operator's name goes out first.
+    "OLCHAT_OL_SHOW_OPERATOR_NAME": True,
     # Interface language when the portal does not say: ru | en.
     "OLCHAT_LOCALE": "ru",
 }

@@ -44,12 +44,14 @@ def init_jobs(app) -> None:
         run.__qualname__ = f"olchat.{func.__module__}.{func.__name__}"
         return run
 
-    from .bridge import inbound
+    from .bridge import inbound, outbound
 
     retries, delay = app.config["OLCHAT_JOB_RETRIES"], app.config["OLCHAT_JOB_RETRY_DELAY"]
     app.extensions["olchat_tasks"] = {
         "deliver_inbound": huey.task(retries=retries, retry_delay=delay, name="deliver_inbound")(
             in_app(inbound.deliver_chat)),
+        "deliver_outbound": huey.task(retries=retries, retry_delay=delay, name="deliver_outbound")(
+            in_app(outbound.deliver)),
     }
 
 

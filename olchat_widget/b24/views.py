@@ -73,6 +73,8 @@ def events():
             db.session.rollback()
             return {"result": False, "error": exc.reason}, _INSTALL_STATUS.get(exc.reason, 503)
         return {"result": True, "member_id": portal.member_id}
+    if event == "ONIMCONNECTORMESSAGEADD":
+        return _operator_wrote(auth, request.form)
     if event in ("ONIMCONNECTORLINEDELETE", "ONIMCONNECTORSTATUSDELETE"):
         return _connector_removed(auth, request.form)
     if event == "ONAPPUNINSTALL":
@@ -82,12 +84,37 @@ def events():
     return {"result": False, "error": "unknown event"}, 400
 
 
+def _event_portal(auth: dict):
+    """The portal an app event is for, when its application token is the one stored at install."""
+    portal = db.session.scalar(db.select(Portal).filter_by(member_id=auth.get("member_id", ""), kind="bitrix"))
+    if portal is None or not portals.application_token_matches(portal, auth.get("application_token", "")):
+        return None
+    return portal
+
+
+def _operator_wrote(auth: dict, form):
+    """An operator answered in the Open Line: store it, queue the WhatsApp send, answer at once."""
+    from ..bridge import outbound
+    from ..bridge.connector import connector_id
+    from ..jobs import enqueue
+
+    portal = _event_portal(auth)
+    if portal is None:
+        return {"result": False, "error": "application_token does not match"}, 403
+    connector, line, messages = outbound.parse_event(form)
+    if connector != connector_id():
+        return {"result": True}  # another connector's event: not ours to send
+    for row_id in outbound.accept(portal, line, messages):
+        enqueue("deliver_outbound", row_id)
+    return {"result": True}
+
+
 def _connector_removed(auth: dict, form):
     """An admin removed our connector from an Open Line in Bitrix24: that line is unbound here too."""
     from ..bridge.connector import connector_id, forget_openline
 
-    portal = db.session.scalar(db.select(Portal).filter_by(member_id=auth.get("member_id", ""), kind="bitrix"))
-    if portal is None or not portals.application_token_matches(portal, auth.get("application_token", "")):
+    portal = _event_portal(auth)
+    if portal is None:
         return {"result": False, "error": "application_token does not match"}, 403
     # These two events spell their keys in lower case (data[connector], data[line]).
     data = {k.lower(): v for k, v in form.items()}
