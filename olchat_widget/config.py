@@ -63,6 +63,8 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_B24_OAUTH_URL": "https://oauth.bitrix.info",
     "OLCHAT_B24_SCHEME": "https",
     "OLCHAT_B24_TIMEOUT": 10.0,
+    # Largest request body accepted, bytes (Flask's MAX_CONTENT_LENGTH); larger ones get 413.
+    "OLCHAT_MAX_REQUEST_BYTES": 256 * 1024,
     # Interface language when the portal does not say: ru | en.
     "OLCHAT_LOCALE": "ru",
 }
@@ -104,6 +106,8 @@ def load_config(app, test_config: dict | None) -> None:
         app.config["OLCHAT_ENCRYPTION_KEY"] = app.config["OLCHAT_SECRET_KEY"]
     if not app.config["OLCHAT_NUMBERING_PATH"]:
         app.config["OLCHAT_NUMBERING_PATH"] = str(_default_numbering_path(instance))
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's own default is None: no limit at all
+        app.config["MAX_CONTENT_LENGTH"] = int(app.config["OLCHAT_MAX_REQUEST_BYTES"])
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
 
 

@@ -1,7 +1,7 @@
 """Every failure becomes something a person can act on (F15): a fragment for htmx, a page otherwise."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .auth import AdminRequired, AuthError
@@ -28,15 +28,22 @@ ERRORS = {
     "line": (200, "err_line"),
     "rate": (200, "err_rate"),
     "chat_not_found": (404, "err_chat_not_found"),
+    "too_large": (413, "err_too_large"),
     "internal": (500, "err_internal"),
 }
+
+# Endpoints whose callers are scripts (widget.js, Bitrix24's event sender): they get JSON.
+JSON_ENDPOINTS = {"b24.token", "b24.events", "admin.debug_token"}
 
 
 def error_response(reason: str, *, retry: bool = True, **fmt):
     status, key = ERRORS.get(reason, ERRORS["internal"])
     context = dict(reason=reason, title=t(key + "_title"), body=t(key + "_body", **fmt),
                    retry_url=request.full_path if retry and request.method == "GET" else None)
-    if is_htmx():
+    if request.endpoint in JSON_ENDPOINTS:
+        response = jsonify(error=reason, message=context["body"])
+        response.status_code = status
+    elif is_htmx():
         response = fragment("errors/_fragment.html", status, **context)
     else:
         response = page("errors/page.html", status, **context)
@@ -87,10 +94,13 @@ def register_error_handlers(app) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        reason = {400: "bad_request", 401: "no_auth", 403: "forbidden", 404: "not_found"}.get(exc.code)
+        reason = {400: "bad_request", 401: "no_auth", 403: "forbidden", 404: "not_found",
+                  413: "too_large"}.get(exc.code)
         if reason is None:
             return exc
-        return error_response(reason, retry=False)
+        # The limit in KB for the 413 text; the others take no arguments.
+        size = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
+        return error_response(reason, retry=False, size=size)
 
     @app.errorhandler(Exception)
     def _internal(exc: Exception):

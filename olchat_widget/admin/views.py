@@ -14,7 +14,9 @@ from ..gateway.base import GatewayError
 from ..models import GatewayServer, LineDay, Portal, PortalLine, db, get_or_create, utcnow
 from ..phones.numbering import plan_for_app
 from ..runtime import runtime
-from ..web import fragment, page
+from ..i18n import t
+from ..inputs import parse_int, parse_time
+from ..web import fragment, json_body, page
 from ..widget import service
 
 bp = Blueprint("admin", __name__)
@@ -63,7 +65,9 @@ def debug_page():
 def debug_token():
     """Issue a widget token for the demo portal (the debug page's stand-in for BX24.getAuth)."""
     _debug_enabled()
-    data = request.get_json(silent=True) or {}
+    data = json_body() if request.get_data(cache=True) else {}
+    if not isinstance(data, dict):
+        return {"error": "bad_request", "message": t("err_bad_json")}, 400
     user = DEMO_USERS.get(str(data.get("user") or "admin"), DEMO_USERS["admin"])
     locale = data.get("lang") if data.get("lang") in ("ru", "en") else current_app.config["OLCHAT_LOCALE"]
     token = issue_token(demo_portal(), user, locale=locale)
@@ -96,9 +100,8 @@ def save_settings():
     errors = []
     settings.always_show = form.get("always_show") == "1"
     for name in ("orange_start", "green_start", "green_end", "orange_end"):
-        value = form.get(name, "")
-        if len(value) == 5 and value[2] == ":" and value.replace(":", "").isdigit() \
-                and int(value[:2]) < 24 and int(value[3:]) < 60:
+        value = parse_time(form.get(name, ""))
+        if value is not None:
             setattr(settings, name, value)
         else:
             errors.append(name)
@@ -109,17 +112,13 @@ def save_settings():
         if raw == "":
             setattr(settings, name, None)
             continue
-        try:
-            value = int(raw)
-        except ValueError:
-            errors.append(name)
-            continue
-        if low <= value <= high:
+        value = parse_int(raw, low, high)
+        if value is not None:
             setattr(settings, name, value)
         else:
             errors.append(name)
     region = form.get("default_region", "").strip().upper()
-    if region and (len(region) != 2 or not region.isalpha()):
+    if region and (len(region) != 2 or not (region.isascii() and region.isalpha())):
         errors.append("default_region")
     else:
         settings.default_region = region or None
