@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, jsonify, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from .auth import AdminRequired, AuthError
@@ -29,6 +30,7 @@ ERRORS = {
     "rate": (200, "err_rate"),
     "chat_not_found": (404, "err_chat_not_found"),
     "too_large": (413, "err_too_large"),
+    "db_unavailable": (503, "err_db_unavailable"),
     "internal": (500, "err_internal"),
 }
 
@@ -92,6 +94,16 @@ def register_error_handlers(app) -> None:
     def _gateway(exc: GatewayError):
         return error_response(gateway_reason(exc), state=t("state_" + (exc.status or "FAILED")))
 
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def _database(exc: Exception):
+        # Locked (SQLite busy timeout), unreachable, or the pool has no free connection in time:
+        # a moment's trouble the user can retry, not a crash.
+        current_app.logger.warning("database unavailable on %s %s: %s", request.method, request.path,
+                                   str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _rollback()
+        return error_response("db_unavailable")
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         reason = {400: "bad_request", 401: "no_auth", 403: "forbidden", 404: "not_found",
@@ -105,6 +117,13 @@ def register_error_handlers(app) -> None:
     @app.errorhandler(Exception)
     def _internal(exc: Exception):
         # Roll back whatever the failed request left half-done, log the trace, show none of it.
-        db.session.rollback()
+        _rollback()
         current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response("internal")
+
+
+def _rollback() -> None:
+    try:
+        db.session.rollback()
+    except sa_exc.SQLAlchemyError:  # the connection itself is gone: nothing left to undo
+        current_app.logger.warning("rollback failed", exc_info=True)

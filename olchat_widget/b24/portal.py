@@ -113,23 +113,44 @@ def renew_app_token(portal_id: int, failed_token: str) -> str:
     refresh one portal at once: the row is locked (FOR UPDATE on PostgreSQL;
     SQLite serialises writers), and when the stored token is no longer the one
     that failed, another worker has renewed it already and that one is used.
+
+    If saving the new pair fails (database locked or gone), the pair is kept in
+    this worker's memory and used and saved again on the next renewal: the old
+    refresh token is dead at Bitrix24 already, so dropping the pair would lock
+    the app out of the portal until it is reinstalled.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
     from ..runtime import runtime
 
+    unsaved = runtime().unsaved_tokens  # portal id -> the newest pair this worker could not save
     with runtime().renew_lock:
         db.session.rollback()
+        kept = unsaved.get(portal_id)
         portal = db.session.scalar(db.select(Portal).filter_by(id=portal_id).with_for_update())
         if portal is None:
+            unsaved.pop(portal_id, None)
             raise InstallError("no_auth", "portal is gone")
-        if portal.access_token and portal.access_token != failed_token:
+        if kept is None and portal.access_token and portal.access_token != failed_token:
             db.session.commit()
             return portal.access_token
-        refresh = secrets_box(current_app).open(portal.refresh_token_enc or "")
-        answer = refresh_tokens(_cfg("OLCHAT_B24_OAUTH_URL"), _cfg("OLCHAT_B24_CLIENT_ID"),
-                                _cfg("OLCHAT_B24_CLIENT_SECRET"), refresh or "", timeout=_timeout())
+        if kept is not None and kept.get("access_token") != failed_token:
+            answer = kept  # still good: only saving it is left to do
+        else:
+            refresh = kept.get("refresh_token") if kept else secrets_box(current_app).open(portal.refresh_token_enc or "")
+            answer = refresh_tokens(_cfg("OLCHAT_B24_OAUTH_URL"), _cfg("OLCHAT_B24_CLIENT_ID"),
+                                    _cfg("OLCHAT_B24_CLIENT_SECRET"), refresh or "", timeout=_timeout())
         store_tokens(portal, answer)
-        db.session.commit()
-        return portal.access_token or ""
+        try:
+            db.session.commit()
+        except SQLAlchemyError:
+            db.session.rollback()
+            unsaved[portal_id] = answer
+            current_app.logger.warning("portal %s: the renewed app token pair could not be saved; kept in memory "
+                                       "and saved on the next renewal", portal_id, exc_info=True)
+        else:
+            unsaved.pop(portal_id, None)
+        return answer.get("access_token") or ""
 
 
 def register_widget(portal: Portal) -> None:
