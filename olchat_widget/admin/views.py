@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlparse
 
-from flask import Blueprint, abort, current_app, g, request
-from sqlalchemy import delete
+from flask import Blueprint, abort, current_app, g, make_response, request
+from sqlalchemy import delete, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth import WidgetUser, admin_required, issue_token
 from ..crm.base import ENTITY_NAMES
@@ -43,8 +44,18 @@ def demo_portal() -> Portal:
 
 @bp.get("/healthz")
 def healthz():
-    """Answer load balancers: the process is up (no database, no gateway)."""
-    return {"status": "ok"}
+    """Answer load balancers: 200 ``ok`` when the database answers, 503 otherwise (no auth, never cached)."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        body, status = "ok\n", 200
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        current_app.logger.warning("healthz: database unavailable: %s", type(exc).__name__)
+        body, status = "database unavailable\n", 503
+    response = make_response(body, status)
+    response.mimetype = "text/plain"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/")
