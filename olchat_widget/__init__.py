@@ -44,9 +44,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     _register_bitrix(app)
 
     from .errors import register_error_handlers
-    from .web import add_security_headers
+    from .web import add_security_headers, refuse_nul_values
 
     register_error_handlers(app)
+    app.before_request(refuse_nul_values)
     app.after_request(add_security_headers)
 
     from .cli import register_cli

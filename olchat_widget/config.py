@@ -83,6 +83,11 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_CONNECTOR_ID": "olchat_whatsapp",
     # «Показывать имя сотрудника» for replies from Open Lines: the operator's name goes out first.
     "OLCHAT_OL_SHOW_OPERATOR_NAME": True,
+    # How long a request waits for the database (SQLite lock, PostgreSQL pool, connect, row lock)
+    # before the widget says «сервис временно недоступен» (503), seconds.
+    "OLCHAT_DB_TIMEOUT": 3.0,
+    # Largest request body accepted, bytes (Flask's MAX_CONTENT_LENGTH); larger ones get 413.
+    "OLCHAT_MAX_REQUEST_BYTES": 256 * 1024,
     # Interface language when the portal does not say: ru | en.
     "OLCHAT_LOCALE": "ru",
 }
@@ -129,7 +134,10 @@ def load_config(app, test_config: dict | None) -> None:
     from .gateway.egress import policy_from_config
 
     policy_from_config(app.config)
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's own default is None: no limit at all
+        app.config["MAX_CONTENT_LENGTH"] = int(app.config["OLCHAT_MAX_REQUEST_BYTES"])
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"],
+                                                                       float(app.config["OLCHAT_DB_TIMEOUT"])))
 
 
 def _debug_page(config) -> bool:
@@ -148,12 +156,22 @@ def _postgres_dialect(url: str) -> str:
     return "postgresql://" + url[len("postgres://"):] if url.startswith("postgres://") else url
 
 
-def _engine_options(uri: str) -> dict:
+def _engine_options(uri: str, timeout: float) -> dict:
+    """Engine options that bound every wait for the database by ``timeout`` seconds.
+
+    A request stuck behind a lock answers 503 «повторите» within that time
+    (errors.py) instead of hanging until gunicorn kills the worker.
+    """
     if uri.startswith("sqlite"):
         # Several gunicorn workers and threads share one SQLite file: wait for locks
-        # instead of failing at once.
-        return {"connect_args": {"timeout": 15, "check_same_thread": False}}
-    return {"pool_pre_ping": True}
+        # (the busy timeout) instead of failing at once, but not for ever.
+        return {"connect_args": {"timeout": timeout, "check_same_thread": False}}
+    options: dict = {"pool_pre_ping": True, "pool_timeout": timeout}
+    if uri.startswith("postgresql"):
+        # libpq takes whole seconds; lock_timeout bounds a wait for a row lock (FOR UPDATE).
+        options["connect_args"] = {"connect_timeout": max(1, round(timeout)),
+                                   "options": f"-c lock_timeout={int(timeout * 1000)}"}
+    return options
 
 
 def _instance_secret(instance: Path) -> str:

@@ -1,7 +1,8 @@
 """Every failure becomes something a person can act on (F15): a fragment for htmx, a page otherwise."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, jsonify, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from .auth import AdminRequired, AuthError
@@ -28,15 +29,23 @@ ERRORS = {
     "line": (200, "err_line"),
     "rate": (200, "err_rate"),
     "chat_not_found": (404, "err_chat_not_found"),
+    "too_large": (413, "err_too_large"),
+    "db_unavailable": (503, "err_db_unavailable"),
     "internal": (500, "err_internal"),
 }
+
+# Endpoints whose callers are scripts (widget.js, Bitrix24's event sender): they get JSON.
+JSON_ENDPOINTS = {"b24.token", "b24.events", "admin.debug_token"}
 
 
 def error_response(reason: str, *, retry: bool = True, **fmt):
     status, key = ERRORS.get(reason, ERRORS["internal"])
     context = dict(reason=reason, title=t(key + "_title"), body=t(key + "_body", **fmt),
                    retry_url=request.full_path if retry and request.method == "GET" else None)
-    if is_htmx():
+    if request.endpoint in JSON_ENDPOINTS:
+        response = jsonify(error=reason, message=context["body"])
+        response.status_code = status
+    elif is_htmx():
         response = fragment("errors/_fragment.html", status, **context)
     else:
         response = page("errors/page.html", status, **context)
@@ -85,16 +94,36 @@ def register_error_handlers(app) -> None:
     def _gateway(exc: GatewayError):
         return error_response(gateway_reason(exc), state=t("state_" + (exc.status or "FAILED")))
 
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def _database(exc: Exception):
+        # Locked (SQLite busy timeout), unreachable, or the pool has no free connection in time:
+        # a moment's trouble the user can retry, not a crash.
+        current_app.logger.warning("database unavailable on %s %s: %s", request.method, request.path,
+                                   str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _rollback()
+        return error_response("db_unavailable")
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        reason = {400: "bad_request", 401: "no_auth", 403: "forbidden", 404: "not_found"}.get(exc.code)
+        reason = {400: "bad_request", 401: "no_auth", 403: "forbidden", 404: "not_found",
+                  413: "too_large"}.get(exc.code)
         if reason is None:
             return exc
-        return error_response(reason, retry=False)
+        # The limit in KB for the 413 text; the others take no arguments.
+        size = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
+        return error_response(reason, retry=False, size=size)
 
     @app.errorhandler(Exception)
     def _internal(exc: Exception):
         # Roll back whatever the failed request left half-done, log the trace, show none of it.
-        db.session.rollback()
+        _rollback()
         current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response("internal")
+
+
+def _rollback() -> None:
+    try:
+        db.session.rollback()
+    except sa_exc.SQLAlchemyError:  # the connection itself is gone: nothing left to undo
+        current_app.logger.warning("rollback failed", exc_info=True)

@@ -77,7 +77,8 @@ class Runtime:
         self.breakers: dict = {}
         self.http_sessions: dict = {}  # remote key -> requests.Session
         self.verdicts = LockedTTLCache(100_000, 3600)  # sha256(portal, user token) -> (until UTC, VerifiedUser)
-        self.renew_lock = threading.Lock()  # one app-token refresh at a time in this worker  # gateway server URL -> CircuitBreaker
+        self.renew_lock = threading.Lock()  # one app-token refresh at a time in this worker
+        self.unsaved_tokens: dict = {}  # portal id -> renewed app token pair whose commit failed (renew_lock)
         self.lock = threading.Lock()
 
 

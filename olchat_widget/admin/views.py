@@ -4,8 +4,9 @@ from __future__ import annotations
 import socket
 from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, g, request
-from sqlalchemy import delete
+from flask import Blueprint, abort, current_app, g, make_response, request
+from sqlalchemy import delete, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth import WidgetUser, admin_required, issue_token
 from ..crm.base import ENTITY_NAMES
@@ -15,7 +16,9 @@ from ..gateway.egress import OutboundAddressRefused, policy_from_config
 from ..models import GatewayServer, LineDay, Portal, PortalLine, db, get_or_create, utcnow
 from ..phones.numbering import plan_for_app
 from ..runtime import runtime
-from ..web import fragment, page
+from ..i18n import t
+from ..inputs import parse_int, parse_time
+from ..web import fragment, json_body, page
 from ..widget import service
 
 bp = Blueprint("admin", __name__)
@@ -42,8 +45,18 @@ def demo_portal() -> Portal:
 
 @bp.get("/healthz")
 def healthz():
-    """Answer load balancers: the process is up (no database, no gateway)."""
-    return {"status": "ok"}
+    """Answer load balancers: 200 ``ok`` when the database answers, 503 otherwise (no auth, never cached)."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        body, status = "ok\n", 200
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        current_app.logger.warning("healthz: database unavailable: %s", type(exc).__name__)
+        body, status = "database unavailable\n", 503
+    response = make_response(body, status)
+    response.mimetype = "text/plain"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/")
@@ -64,7 +77,9 @@ def debug_page():
 def debug_token():
     """Issue a widget token for the demo portal (the debug page's stand-in for BX24.getAuth)."""
     _debug_enabled()
-    data = request.get_json(silent=True) or {}
+    data = json_body() if request.get_data(cache=True) else {}
+    if not isinstance(data, dict):
+        return {"error": "bad_request", "message": t("err_bad_json")}, 400
     user = DEMO_USERS.get(str(data.get("user") or "admin"), DEMO_USERS["admin"])
     locale = data.get("lang") if data.get("lang") in ("ru", "en") else current_app.config["OLCHAT_LOCALE"]
     token = issue_token(demo_portal(), user, locale=locale)
@@ -97,9 +112,8 @@ def save_settings():
     errors = []
     settings.always_show = form.get("always_show") == "1"
     for name in ("orange_start", "green_start", "green_end", "orange_end"):
-        value = form.get(name, "")
-        if len(value) == 5 and value[2] == ":" and value.replace(":", "").isdigit() \
-                and int(value[:2]) < 24 and int(value[3:]) < 60:
+        value = parse_time(form.get(name, ""))
+        if value is not None:
             setattr(settings, name, value)
         else:
             errors.append(name)
@@ -110,17 +124,13 @@ def save_settings():
         if raw == "":
             setattr(settings, name, None)
             continue
-        try:
-            value = int(raw)
-        except ValueError:
-            errors.append(name)
-            continue
-        if low <= value <= high:
+        value = parse_int(raw, low, high)
+        if value is not None:
             setattr(settings, name, value)
         else:
             errors.append(name)
     region = form.get("default_region", "").strip().upper()
-    if region and (len(region) != 2 or not region.isalpha()):
+    if region and (len(region) != 2 or not (region.isascii() and region.isalpha())):
         errors.append("default_region")
     else:
         settings.default_region = region or None

@@ -177,23 +177,45 @@ def renew_app_token(portal_id: int, failed_token: str) -> str:
     refresh one portal at once: the row is locked (FOR UPDATE on PostgreSQL;
     SQLite serialises writers), and when the stored token is no longer the one
     that failed, another worker has renewed it already and that one is used.
+
+    If saving the new pair fails (database locked or gone), the pair is kept in
+    this worker's memory and used and saved again on the next renewal: the old
+    refresh token is dead at Bitrix24 already, so dropping the pair would lock
+    the app out of the portal until it is reinstalled.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
     from ..runtime import runtime
 
+    unsaved = runtime().unsaved_tokens  # portal id -> the newest pair this worker could not save
     with runtime().renew_lock:
         db.session.rollback()
+        kept = unsaved.get(portal_id)
         portal = db.session.scalar(db.select(Portal).filter_by(id=portal_id).with_for_update())
         if portal is None:
+            unsaved.pop(portal_id, None)
             raise InstallError("no_auth", "portal is gone")
         current = access_token_of(portal)
-        if current and current != failed_token:
+        if kept is None and current and current != failed_token:
             db.session.commit()
             return current
-        refresh = unseal(portal.refresh_token_enc)
-        answer = refresh_tokens(_cfg("OLCHAT_B24_OAUTH_URL"), _cfg("OLCHAT_B24_CLIENT_ID"),
-                                _cfg("OLCHAT_B24_CLIENT_SECRET"), refresh or "", timeout=_timeout())
+        if kept is not None and kept.get("access_token") != failed_token:
+            answer = kept  # still good: only saving it is left to do
+        else:
+            refresh = kept.get("refresh_token") if kept else unseal(portal.refresh_token_enc)
+            answer = refresh_tokens(_cfg("OLCHAT_B24_OAUTH_URL"), _cfg("OLCHAT_B24_CLIENT_ID"),
+                                    _cfg("OLCHAT_B24_CLIENT_SECRET"), refresh or "", timeout=_timeout())
         store_tokens(portal, answer)
-        db.session.commit()
+        try:
+            db.session.commit()
+        except SQLAlchemyError:
+            db.session.rollback()
+            unsaved[portal_id] = answer
+            # The portal id only: the exception text could carry the tokens.
+            current_app.logger.warning("portal %s: the renewed app token pair could not be saved; kept in memory "
+                                       "and saved on the next renewal", portal_id)
+        else:
+            unsaved.pop(portal_id, None)
         return str(answer.get("access_token") or "")
 
 

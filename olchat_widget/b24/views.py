@@ -1,26 +1,43 @@
 """The addresses an admin registers in Bitrix24: install page, events, field handler, app page."""
 from __future__ import annotations
 
-import json
-
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, abort, current_app, g, request
 
 from ..auth import PortalRef, WidgetUser, issue_token
 from ..crm.base import entity_type_from_code
+from ..i18n import t
+from ..inputs import MAX_ID, loads_json, parse_id, parse_int
 from ..models import Portal, db
-from ..web import page
+from ..web import json_body, page
 from . import portal as portals
 
 bp = Blueprint("b24", __name__, url_prefix="/b24")
 
 
 def _placement_options() -> dict:
-    raw = request.form.get("PLACEMENT_OPTIONS") or "{}"
-    try:
-        options = json.loads(raw)
-    except ValueError:
-        return {}
+    options = loads_json(request.form.get("PLACEMENT_OPTIONS") or "{}")
     return options if isinstance(options, dict) else {}
+
+
+def _option_id(*values) -> int:
+    """The first id given among ``values`` (absent or empty: 0); 400 for one that is not a Bitrix24 id."""
+    for value in values:
+        if value in (None, "", 0):
+            continue
+        number = parse_id(value if isinstance(value, (int, float)) else str(value))
+        if number is None:
+            abort(400)
+        return number
+    return 0
+
+
+def _option_text(options: dict, name: str, limit: int) -> str:
+    value = options.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or len(str(value)) > limit:
+        abort(400)
+    return str(value)
 
 
 def _lang() -> str:
@@ -126,27 +143,41 @@ def _connector_removed(auth: dict, form):
 @bp.post("/token")
 def token():
     """Trade the user's Bitrix24 auth (from BX24.getAuth) for a short-lived widget token."""
-    data = request.get_json(silent=True) or {}
-    access_token = str(data.get("access_token") or "")
-    member_id = str(data.get("member_id") or "")
+    data = json_body() if request.get_data(cache=True) else {}
+    if not isinstance(data, dict):
+        return _bad_token_request("body")
+    fields = {}
+    for name, limit in (("access_token", 2048), ("member_id", 128), ("domain", 255), ("lang", 8)):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > limit or "\x00" in value):
+            return _bad_token_request(name)
+        fields[name] = value or ""
+    access_token, member_id = fields["access_token"], fields["member_id"]
+    numbers = {}
+    for name, high in (("expires_in", 86_400 * 365), ("entity_type", MAX_ID), ("entity_id", MAX_ID)):
+        value = data.get(name)
+        numbers[name] = 0 if value in (None, "") else parse_int(value, 0, high)
+        if numbers[name] is None:
+            return _bad_token_request(name)
     if not access_token or not member_id:
         return {"error": "no_auth"}, 401
-    card = None
+    card = (numbers["entity_type"], numbers["entity_id"])
     try:
-        card = (int(data.get("entity_type") or 0), int(data.get("entity_id") or 0))
-    except (TypeError, ValueError):
-        card = None
-    try:
-        user = portals.verify_user(member_id, str(data.get("domain") or ""), access_token,
-                                   int(data.get("expires_in") or 0), card=card)
+        user = portals.verify_user(member_id, fields["domain"], access_token, numbers["expires_in"], card=card)
     except portals.InstallError as exc:
         # unavailable: Bitrix24's side is down — the message names that cause.
         return {"error": exc.reason}, 401 if exc.reason == "no_auth" else 503
     portal = db.session.get(Portal, user.portal_id)
-    lang = data.get("lang") if data.get("lang") in ("ru", "en") else portal.locale
+    lang = fields["lang"] if fields["lang"] in ("ru", "en") else portal.locale
     widget_token = issue_token(portal, WidgetUser(user.user_id, user.name, user.is_admin),
                                b24_token=access_token, locale=lang)
     return {"token": widget_token, "expires_in": current_app.config["OLCHAT_TOKEN_TTL"]}
+
+
+def _bad_token_request(field: str):
+    """400 in JSON (the caller is widget.js, not a person), naming the field that is wrong."""
+    return {"error": "bad_request", "field": field,
+            "message": t("err_bad_field", field=field) if field != "body" else t("err_bad_json")}, 400
 
 
 @bp.post("/widget")
@@ -155,12 +186,10 @@ def widget_handler():
     _frame_portal()
     options = _placement_options()
     entity_data = options.get("ENTITY_DATA") if isinstance(options.get("ENTITY_DATA"), dict) else {}
-    entity_type = entity_data.get("entityTypeId") or entity_type_from_code(str(options.get("ENTITY_ID") or ""))
-    try:
-        entity_type = int(entity_type or 0)
-        entity_id = int(options.get("ENTITY_VALUE_ID") or entity_data.get("entityId") or 0)
-    except (TypeError, ValueError):
-        entity_type, entity_id = 0, 0
+    code = _option_text(options, "ENTITY_ID", 64)
+    # An object code we do not know (a user's profile, a task) is no card: the frame says where it works.
+    entity_type = _option_id(entity_data.get("entityTypeId")) or entity_type_from_code(code) or 0
+    entity_id = _option_id(options.get("ENTITY_VALUE_ID"), entity_data.get("entityId"))
     mode = "edit" if str(options.get("MODE", "view")).lower() == "edit" else "view"
     g.locale = _lang()
     return page("widget/shell.html", mode="bitrix", view="widget" if entity_type else "none",
@@ -174,12 +203,9 @@ def app_page():
     options = _placement_options()
     g.locale = _lang()
     placement = (request.form.get("PLACEMENT") or "").upper()
-    phone, line = str(options.get("phone") or ""), str(options.get("line") or "")
-    entity_type = entity_type_from_code(str(options.get("entity_type") or "")) or 0
-    try:
-        entity_id = int(options.get("entity_id") or options.get("ID") or 0)
-    except (TypeError, ValueError):
-        entity_id = 0
+    phone, line = _option_text(options, "phone", 64), _option_text(options, "line", 128)
+    entity_type = entity_type_from_code(_option_text(options, "entity_type", 64)) or 0
+    entity_id = _option_id(options.get("entity_id"), options.get("ID"))
     if placement.startswith("CRM_") and placement.endswith("_DETAIL_ACTIVITY"):
         entity_type = entity_type_from_code(placement[: -len("_DETAIL_ACTIVITY")]) or 0
     if phone and line and entity_type:

@@ -1,12 +1,11 @@
 """The addresses WAHA posts its webhooks to: the deployment's own server, or a portal's own."""
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, abort, current_app, g, request
 
 from ..auth import admin_required
 from ..crypto import secrets_box
+from ..inputs import loads_json
 from ..gateway.base import GatewayError
 from ..widget.service import portal_lines
 from ..jobs import enqueue
@@ -52,10 +51,7 @@ def _envelope(key: str | None) -> dict:
         abort(413)
     if key and not inbound.signature_ok(raw, key, request.headers.get("X-Webhook-Hmac")):
         abort(401)
-    try:
-        envelope = json.loads(raw)
-    except ValueError:
-        abort(400)
+    envelope = loads_json(raw)
     if not isinstance(envelope, dict):
         abort(400)
     return envelope

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..inputs import parse_id
+
 LEAD, DEAL, CONTACT, COMPANY, QUOTE, SMART_INVOICE = 1, 2, 3, 4, 7, 31
 
 # Bitrix24 object codes used by placements (PLACEMENT_OPTIONS.ENTITY_ID).
@@ -28,19 +30,23 @@ ENTITY_NAMES = {LEAD: "lead", DEAL: "deal", CONTACT: "contact", COMPANY: "compan
 
 
 def entity_type_from_code(code: str) -> int | None:
-    """Map ``CRM_DEAL`` / ``CRM_183`` / ``DEAL`` / ``2`` to an entity type id."""
+    """Map ``CRM_DEAL`` / ``CRM_183`` / ``DEAL`` / ``2`` to an entity type id; None for anything else.
+
+    Numbers are ASCII digits within Bitrix24's id range: '²' or a 25-digit
+    id is not a card of any portal (and would not fit the database either).
+    """
     code = (code or "").strip().upper()
-    if code.isdigit():
-        return int(code)
     if code in ENTITY_CODES:
         return ENTITY_CODES[code]
     if "CRM_" + code in ENTITY_CODES:
         return ENTITY_CODES["CRM_" + code]
-    if code.startswith("CRM_") and code[4:].isdigit():
-        return int(code[4:])
-    if code.startswith("DYNAMIC_") and code[8:].isdigit():
-        return int(code[8:])
-    return None
+    for prefix in ("CRM_", "DYNAMIC_"):
+        if code.startswith(prefix):
+            code = code[len(prefix):]
+            break
+    if code[:1] in ("+", "-"):
+        return None
+    return parse_id(code)
 
 
 @dataclass(frozen=True)

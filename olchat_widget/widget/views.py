@@ -17,6 +17,7 @@ from ..errors import crm_reason, error_response, gateway_reason
 from ..gateway.guard import CHECKING, UNKNOWN, YES, Status, unknown_reason
 from ..gateway.outbox import FAILED, SENT, UNKNOWN as SEND_UNKNOWN, send_once
 from ..i18n import t
+from ..inputs import parse_int
 from ..runtime import gateway_for, runtime
 from ..web import card_args, fragment, page
 from . import service
@@ -24,6 +25,8 @@ from . import service
 bp = Blueprint("widget", __name__)
 
 MAX_TEXT = 4096  # WhatsApp's limit for one text message
+KEEP_TEXT = 2 * MAX_TEXT  # an over-long text up to this is shown back for trimming
+MAX_OFFSET = 100_000  # history pages: far past any chat a person scrolls back through
 
 
 # ---------------------------------------------------------------- shell
@@ -312,7 +315,11 @@ def send():
     if not text.strip():
         return form({"kind": "error", "text": t("empty_message")})
     if len(text) > MAX_TEXT:
-        return form({"kind": "error", "text": t("too_long", n=MAX_TEXT)})
+        # The textarea stops at MAX_TEXT, so only a paste past it or a script gets here. A
+        # little over: keep the text so the operator can trim it. Far over (the request
+        # limit still lets 256 KB through): not a draft anyone edits in a card-width box,
+        # and echoing it would double an abusive client's traffic — refuse without it.
+        return form({"kind": "error", "text": t("too_long", n=MAX_TEXT)}, keep_text=len(text) <= KEEP_TEXT)
     if not line.can_send:
         return form({"kind": "error", "text": t("err_line_body", state=t("state_" + line.status))})
     if row.time.light == "red" and request.form.get("confirm") != "1":
@@ -349,10 +356,7 @@ def history():
     if not isinstance(target, tuple):
         return target
     row, line, chat_id = target
-    try:
-        offset = max(int(request.args.get("offset", "0")), 0)
-    except ValueError:
-        offset = 0
+    offset = parse_int(request.args.get("offset", "0"), 0, MAX_OFFSET) or 0
     page_ = gateway_for(g.portal).history(line.id, chat_id, limit=20, offset=offset)
     template = "widget/_history_page.html" if offset else "widget/_history.html"
     return fragment(template, entity_type=entity_type, entity_id=entity_id, row=row, line=line, page=page_,
