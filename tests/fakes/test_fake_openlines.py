@@ -354,3 +354,164 @@ def test_an_unreachable_handler_is_reported_not_raised(portal, token):
     portal.event_timeout = 1.0
     [result] = portal.fire_event("OnImConnectorMessageAdd", {"CONNECTOR": "x"})
     assert result["status"] is None and "error" in result
+
+
+# ---------------------------------------------------------------- fake WAHA
+
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+
+from tests import openapi_check  # noqa: E402
+from tests.fakes.fake_waha import SESSION_CREATE, SESSION_GET, SESSION_UPDATE, FakeWaha  # noqa: E402
+
+
+@pytest.fixture
+def waha():
+    with FakeWaha() as fake:
+        fake.now = lambda: 1764000000.5  # the fake's timestamps and file lifetime run on this clock
+        yield fake
+
+
+def waha_call(waha, method, path, **kw):
+    return requests.request(method, waha.url + path, headers={"X-Api-Key": waha.api_key}, timeout=5, **kw)
+
+
+def subscribe(waha, receiver, events=("message.any", "message.ack", "session.status"), key="hook-secret",
+              session="sales"):
+    hook = {"url": receiver.url, "events": list(events), "hmac": {"key": key} if key else None,
+            "retries": {"policy": "constant", "delaySeconds": 2, "attempts": 3},
+            "customHeaders": [{"name": "X-Portal", "value": "p1"}]}
+    answer = waha_call(waha, "PUT", f"/api/sessions/{session}", json={"config": {"webhooks": [hook]}})
+    assert answer.status_code == 200, answer.text
+    return hook
+
+
+def test_session_webhooks_are_set_by_put_and_post_and_shown_as_set(waha, receiver):
+    hook = subscribe(waha, receiver)
+    assert waha.webhooks("sales") == [hook]
+    assert waha_call(waha, "GET", "/api/sessions/sales").json()["config"]["webhooks"] == [hook]
+    listed = {s["name"]: s for s in waha_call(waha, "GET", "/api/sessions").json()}
+    assert listed["sales"]["config"]["webhooks"][0]["hmac"] == {"key": "hook-secret"}
+
+    created = waha_call(waha, "POST", "/api/sessions", json={"name": "fresh", "start": False,
+                                                             "config": {"webhooks": [hook]}})
+    assert created.status_code == 201 and created.json()["status"] == "STOPPED"
+    assert waha.webhooks("fresh") == [hook]
+    assert waha_call(waha, "POST", "/api/sessions", json={"name": "fresh"}).status_code == 422
+    assert waha_call(waha, "PUT", "/api/sessions/nope", json={"config": {}}).status_code == 404
+    bad = waha_call(waha, "PUT", "/api/sessions/sales", json={"config": {"webhooks": [{"url": receiver.url}]}})
+    assert bad.status_code == 400 and waha.webhooks("sales") == [hook]
+    assert waha_call(waha, "PUT", "/api/sessions/sales", json={"config": {}}).status_code == 200
+    assert waha.webhooks("sales") == []  # the config is replaced as a whole
+
+    assert waha_call(waha, "GET", "/api/sessions/sales").json()["config"] == {}
+    if openapi_check.spec_available():
+        # The contract types WebhookConfig.events items as objects (a known defect of the spec,
+        # shared/contracts/README.md: they are event names), so only exchanges without events are checked.
+        ok = [e for e in waha.exchanges() if e.endpoint in (SESSION_CREATE, SESSION_GET, SESSION_UPDATE)
+              and e.status in (200, 201) and b'"events"' not in e.body + e.response_body]
+        assert len(ok) >= 2
+        openapi_check.check_all(ok)
+
+
+def test_client_writes_posts_a_signed_envelope_to_subscribed_webhooks(waha, receiver):
+    subscribe(waha, receiver)
+    sent = waha.client_writes("sales", "+7 916 123-45-67", "Здравствуйте", msg_id="ABC123")
+
+    assert [d["event"] for d in sent["deliveries"]] == ["message.any"]  # not subscribed to "message"
+    [delivery] = sent["deliveries"]
+    assert delivery["status"] == 200 and delivery["seconds"] >= 0
+    got = receiver.received[0]
+    raw = got["body"]
+    assert raw == delivery["body"]
+    expected = hmac.new(b"hook-secret", raw, hashlib.sha512).hexdigest()
+    assert got["headers"]["X-Webhook-Hmac"] == expected and got["headers"]["X-Webhook-Hmac-Algorithm"] == "sha512"
+    assert got["headers"]["X-Webhook-Timestamp"] == "1764000000500" and got["headers"]["X-Webhook-Request-Id"]
+    assert got["headers"]["X-Portal"] == "p1"
+    envelope = json.loads(raw)
+    assert envelope["id"].startswith("evt_") and len(envelope["id"]) == 30
+    assert (envelope["timestamp"], envelope["event"], envelope["session"]) == (1764000000500, "message.any", "sales")
+    assert envelope["me"]["id"] == "79111111111@c.us"
+    payload = envelope["payload"]
+    assert payload["id"] == "false_79161234567@c.us_ABC123" == sent["id"]
+    assert (payload["from"], payload["fromMe"], payload["body"], payload["hasMedia"]) == (
+        "79161234567@c.us", False, "Здравствуйте", False)
+    assert payload["timestamp"] == 1764000000
+    assert waha.messages("sales", "79161234567@c.us")[-1]["id"] == sent["id"]  # history has it too
+
+
+def test_message_and_message_any_go_to_their_own_subscribers_and_the_global_hook(waha, receiver):
+    other = Receiver()
+    try:
+        subscribe(waha, receiver, events=("message",), key=None)
+        waha.set_global_webhook(other.url, events=["*"], hmac_key="global-key")
+        sent = waha.client_writes("sales", "79161234567", "hi")
+        assert sorted((d["url"] == other.url, d["event"]) for d in sent["deliveries"]) == [
+            (False, "message"), (True, "message"), (True, "message.any")]
+        assert "X-Webhook-Hmac" not in receiver.received[0]["headers"]
+        for got in other.received:
+            assert got["headers"]["X-Webhook-Hmac"] == hmac.new(b"global-key", got["body"], hashlib.sha512).hexdigest()
+        # the phone's own messages: message.any only, fromMe true, source app
+        phone = waha.phone_writes("sales", "79161234567", "from the phone")
+        assert [d["event"] for d in phone["deliveries"]] == ["message.any"]
+        assert phone["payload"]["fromMe"] is True and phone["payload"]["source"] == "app"
+        assert phone["id"].startswith("true_79161234567@c.us_")
+    finally:
+        other.close()
+
+
+def test_received_media_is_served_with_the_key_and_deleted_after_its_lifetime(waha, receiver):
+    subscribe(waha, receiver)
+    sent = waha.client_writes("sales", "79161234567", "", media={"content": b"\xff\xd8jpeg", "mimetype": "image/jpeg"})
+    media = sent["payload"]["media"]
+    assert sent["payload"]["hasMedia"] is True and media["mimetype"] == "image/jpeg"
+    assert media["url"].startswith(waha.url + "/api/files/sales/") and media["url"].endswith(".jpg")
+    assert requests.get(media["url"], timeout=5).status_code == 401
+    got = requests.get(media["url"], headers={"X-Api-Key": waha.api_key}, timeout=5)
+    assert (got.status_code, got.content, got.headers["Content-Type"]) == (200, b"\xff\xd8jpeg", "image/jpeg")
+    waha.now = lambda: 1764000000.5 + waha.files_lifetime
+    assert requests.get(media["url"], headers={"X-Api-Key": waha.api_key}, timeout=5).status_code == 404
+
+
+def test_ack_and_session_status_events(waha, receiver):
+    subscribe(waha, receiver)
+    sent = waha_call(waha, "POST", "/api/sendText", json={"session": "sales", "chatId": "79161234567@c.us",
+                                                          "text": "hi", "id": "3EB0AA"}).json()
+    [d] = waha.ack("sales", sent["id"], 3)
+    ack = d["envelope"]["payload"]
+    assert (d["event"], ack["id"], ack["ack"], ack["ackName"], ack["fromMe"]) == ("message.ack", sent["id"], 3,
+                                                                                  "READ", True)
+    assert waha.messages("sales", "79161234567@c.us")[-1]["ackName"] == "READ"
+    [d] = waha.session_status("sales", "FAILED")
+    assert d["envelope"]["payload"]["status"] == "FAILED"
+    assert waha_call(waha, "GET", "/api/sessions/sales").json()["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_sends_through_the_api_are_echoed_as_message_any_from_me_source_api(waha, receiver, when):
+    subscribe(waha, receiver)
+    waha.echo_sends = when
+    answer = waha_call(waha, "POST", "/api/sendText", json={"session": "sales", "chatId": "79161234567@c.us",
+                                                            "text": "от оператора", "id": "3EB0BB"})
+    assert answer.status_code == 201
+    assert receiver.got.wait(5)
+    echo = json.loads(receiver.received[0]["body"])
+    assert echo["event"] == "message.any"
+    assert (echo["payload"]["id"], echo["payload"]["fromMe"], echo["payload"]["source"]) == (
+        answer.json()["id"], True, "api")
+    image = waha_call(waha, "POST", "/api/sendImage", json={
+        "session": "sales", "chatId": "79161234567@c.us", "caption": "фото",
+        "file": {"url": "https://files.example/a.jpg", "mimetype": "image/jpeg", "filename": "a.jpg"}})
+    assert image.status_code == 201 and image.json()["hasMedia"] is True
+    for _ in range(100):
+        if len(receiver.received) == 2:
+            break
+        receiver.got.clear()
+        receiver.got.wait(0.05)
+    assert json.loads(receiver.received[1]["body"])["payload"]["media"]["url"] == "https://files.example/a.jpg"
+
+
+def test_no_echo_unless_asked(waha, receiver):
+    subscribe(waha, receiver)
+    waha_call(waha, "POST", "/api/sendText", json={"session": "sales", "chatId": "79161234567@c.us", "text": "x"})
+    assert receiver.received == [] and waha.webhook_log == []
