@@ -1096,7 +1096,7 @@ def _event_unbind(fake: FakeBitrix24, user_id: int, params: dict):
 
 def _event_get(fake: FakeBitrix24, user_id: int, params: dict):
     fake._require_admin(user_id)
-    return [dict(e) for e in fake.events]
+    return [{k: v for k, v in e.items() if not k.startswith("_")} for e in fake.events]
 
 
 # -- Open Lines bridge (imconnector.*, imopenlines.session/dialog) ------------------------
