@@ -31,6 +31,14 @@ What it models, and where the behaviour comes from:
   ``grant_type=refresh_token`` issues a new pair and kills the old refresh token.
 * Users with CRM rights: ``deny(user_id, entity_type_id, entity_id=None)``; reads of a
   denied item answer ``ACCESS_DENIED``, lists leave it out.
+* The Open Lines bridge (OPENLINES.md): ``imconnector.register/unregister/activate/status/
+  connector.data.set/send.messages/send.status.delivery``, ``imopenlines.session.open``,
+  ``imopenlines.dialog.get``, ``imopenlines.crm.chat.getLastId``; chats keyed by the user code
+  ``<connector>|<LINE>|<chat.id>|<user.id>``, no de-duplication of message ids, "hung" messages
+  on an inactive line, a CRM tracker (CHAT_GROUP=N) with duplicate control by phone. Test
+  helpers: ``openline_chats``, ``messages_in``, ``delivered``, ``hung_messages``, ``line``,
+  ``set_line_active``, ``set_line_error``, ``bind_chat_to_crm``, ``close_chat``, ``fire_event``
+  (form-encoded like Bitrix24's events, never retried), ``operator_reply``; ``ol_counters``.
 * Where the real answer is not documented it is a plausible guess, marked "guess" below;
   BitrixCrm is written so that its result does not depend on those guesses.
 """
@@ -41,6 +49,8 @@ import re
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
@@ -99,6 +109,29 @@ def php_parse_str(query: str) -> dict:
                     node[k] = {}
                 node = node[k]
     return result
+
+
+def php_build_query(data: dict) -> str:
+    """Encode nested dicts/lists the way PHP's http_build_query does (a[b][0]=1; true -> 1,
+    false -> 0, None left out), as Bitrix24 encodes the events it posts."""
+    from urllib.parse import quote_plus
+
+    pairs: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}[{k}]", v)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(f"{prefix}[{i}]", v)
+        elif value is not None:
+            text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+            pairs.append(f"{quote_plus(prefix)}={quote_plus(text)}")
+
+    for key, value in data.items():
+        walk(str(key), value)
+    return "&".join(pairs)
 
 
 def php_out(value: Any) -> Any:
@@ -259,6 +292,22 @@ class FakeBitrix24:
         self.items: dict[tuple[int, int], dict] = {}
         self.ol_chats: list[dict] = []
         self._fm_seq = 100
+        # Open Lines bridge (imconnector.*): see the "Open Lines" section below.
+        self.connectors: dict[str, dict] = {}  # ID -> what imconnector.register recorded
+        self.lines: dict[tuple[str, str], dict] = {}  # (connector, LINE) -> {"active", "data", "error"}
+        self.application_token = "fake-application-token-0000000001"  # auth[application_token] of events
+        self.event_timeout = 5.0  # how long fire_event waits for a handler (never retries, like Bitrix24)
+        self.ol_counters: dict[str, int] = {"messages": 0, "hung": 0, "chats": 0, "leads": 0, "deliveries": 0,
+                                            "events": 0, "operator_messages": 0}
+        self.ol_callers: list[tuple[str, int]] = []  # (method, user_id) of every imconnector/imopenlines call
+        self.register_refusals: list[str] = []  # why imconnector.register answered result:false
+        self.event_deliveries: list[dict] = []  # every POST fire_event made
+        self._ol: dict[int, dict] = {}  # CHAT_ID -> Open Lines chat
+        self._ol_by_code: dict[str, int] = {}
+        self._hung: list[dict] = []
+        self._delivered: list[dict] = []
+        self._disk: dict[str, tuple[str, bytes]] = {}  # operator files served at /fake-disk/<token>/<name>
+        self._ol_seq = {"chat": 1800, "message": 86000, "session": 500, "user": 1000, "handler": 0}
         if data:
             self.load(data)
 
@@ -451,6 +500,182 @@ class FakeBitrix24:
             self.ol_chats.append({"entity_type": entity_type.lower(), "entity_id": entity_id, "CHAT_ID": chat_id,
                                   "CONNECTOR_ID": connector_id, "CONNECTOR_TITLE": connector_title,
                                   "active": active})
+
+    # -- Open Lines bridge: helpers for tests
+
+    def openline_chats(self) -> list[dict]:
+        """Every Open Lines chat the connector created, oldest first (copies; messages left out)."""
+        with self._lock:
+            return [self._chat_summary(c) for c in self._ol.values()]
+
+    def openline_chat(self, chat_id: int | str) -> dict:
+        """One Open Lines chat by CHAT_ID (a copy, without messages); KeyError when unknown."""
+        with self._lock:
+            return self._chat_summary(self._ol[int(chat_id)])
+
+    def chat_by_user_code(self, user_code: str) -> dict | None:
+        """The chat of a user code (``imol|`` prefix allowed), or None."""
+        with self._lock:
+            chat_id = self._ol_by_code.get(_strip_imol(user_code))
+            return None if chat_id is None else self._chat_summary(self._ol[chat_id])
+
+    def messages_in(self, chat_id: int | str) -> list[dict]:
+        """The messages recorded in a chat, oldest first, duplicates included (copies)."""
+        with self._lock:
+            return [dict(m) for m in self._ol[int(chat_id)]["messages"]]
+
+    def hung_messages(self) -> list[dict]:
+        """Messages send.messages accepted for a line that was not active (they reach no chat)."""
+        with self._lock:
+            return [dict(m) for m in self._hung]
+
+    def delivered(self) -> list[dict]:
+        """Every MESSAGES[] item of imconnector.send.status.delivery, in call order:
+        {"connector", "line", "chat_id", "message_id", "external_ids", "chat_external_id", "date"}."""
+        with self._lock:
+            return [dict(d) for d in self._delivered]
+
+    def line(self, connector: str, line: str | int) -> dict:
+        """The state of one connector on one line: {"active", "data", "error"} (a copy)."""
+        with self._lock:
+            state = self.lines.get((connector, str(line)), {"active": False, "data": {}, "error": False})
+            return {"active": state["active"], "data": dict(state["data"]), "error": state["error"]}
+
+    def set_line_active(self, connector: str, line: str | int, active: bool) -> None:
+        """Switch a line on or off as an administrator would in the contact center."""
+        with self._lock:
+            self._line_state(connector, line)["active"] = bool(active)
+
+    def set_line_error(self, connector: str, line: str | int, error: bool = True) -> None:
+        """Mark the connector on a line as failed (imconnector.status answers ERROR true, STATUS false)."""
+        with self._lock:
+            self._line_state(connector, line)["error"] = bool(error)
+
+    def bind_chat_to_crm(self, chat_id: int | str, entity_type: str, entity_id: int) -> None:
+        """Bind an Open Lines chat to a CRM record, as the CRM tracker or an operator does
+        (no REST method does this); imopenlines.crm.chat.get then lists it."""
+        with self._lock:
+            chat = self._ol[int(chat_id)]
+            self._bind(chat, entity_type.lower(), int(entity_id))
+
+    def close_chat(self, chat_id: int | str) -> None:
+        """Finish the chat's session: crm.chat.get with ACTIVE_ONLY=Y no longer lists it."""
+        with self._lock:
+            chat = self._ol[int(chat_id)]
+            chat["active"] = False
+            for entry in self.ol_chats:
+                if entry.get("_ol") == chat["CHAT_ID"]:
+                    entry["active"] = False
+
+    def fire_event(self, event_name: str, data: dict, *, user_id: int = 1) -> list[dict]:
+        """POST an event to every handler bound for it with event.bind, as Bitrix24 does: once
+        (never retried), ``application/x-www-form-urlencoded`` with PHP bracket keys: ``event``,
+        ``event_handler_id``, ``data[...]``, ``ts``, ``auth[...]`` (``application_token`` is
+        ``self.application_token``; ``access_token`` a fresh token of ``user_id``). Nothing is sent
+        while ``installed`` is false (events start after installFinish). Returns one record per
+        handler: {"handler", "status" (None: no answer), "seconds", "body", "answer"}."""
+        event = event_name.upper()
+        with self._lock:
+            if not self.installed:
+                return []
+            bound = [e for e in self.events if e["event"] == event]
+            posts = []
+            for binding in bound:
+                pair = self.issue_tokens(user_id)
+                fields = {
+                    "event": event, "event_handler_id": binding.setdefault("_id", self._next("handler")),
+                    "data": data, "ts": int(time.time()),
+                    "auth": {"access_token": pair["access_token"], "expires": int(time.time()) + self.access_ttl,
+                             "expires_in": self.access_ttl, "scope": pair["scope"], "domain": self.domain,
+                             "server_endpoint": f"{self.url}/rest/", "status": "L",
+                             "client_endpoint": f"{self.url}/rest/", "member_id": self.member_id,
+                             "user_id": user_id, "application_token": self.application_token},
+                }
+                posts.append((binding["handler"], php_build_query(fields)))
+            self.ol_counters["events"] += len(posts)
+        results = []
+        for handler, body in posts:  # outside the lock: the handler may call REST back
+            results.append(self._post_form(handler, body))
+        with self._lock:
+            self.event_deliveries.extend(results)
+        return results
+
+    def operator_reply(self, chat: int | str | dict, text: str = "", user_id: int = 1, files=()) -> dict:
+        """An operator writes in an Open Lines chat: record the message and fire
+        ONIMCONNECTORMESSAGEADD with the BB-code signature ``[b]Имя Фамилия:[/b][br]text``
+        (left out when the connector registered NEED_SIGNATURE=N). ``files``: dicts with
+        ``name``, ``content`` (bytes) and optional ``mime``; each is served by the fake at a
+        direct ``link`` (like Bitrix24's short-lived links). Returns {"chat_id", "message_id",
+        "text", "files", "deliveries"}."""
+        with self._lock:
+            record = self._ol[int(chat["CHAT_ID"] if isinstance(chat, dict) else chat)]
+            user = self.users[user_id]
+            connector = self.connectors.get(record["connector"], {})
+            signed = text
+            if connector.get("NEED_SIGNATURE", True):
+                name = " ".join(x for x in (user["NAME"], user["LAST_NAME"]) if x)
+                signed = f"[b]{name}:[/b][br]{text}"
+            out_files = []
+            for f in files:
+                token = secrets.token_hex(8)
+                content = f.get("content", b"")
+                mime = f.get("mime") or "application/octet-stream"
+                self._disk[token] = (mime, content)
+                kind = next((k for k in ("image", "video", "audio") if mime.startswith(k + "/")), "file")
+                out_files.append({"name": f["name"], "type": kind, "mime": mime, "size": len(content),
+                                  "link": f"{self.url}/fake-disk/{token}/{f['name']}"})
+            message_id = self._next("message")
+            record["messages"].append({"id": message_id, "author": "operator", "user_id": user_id,
+                                       "external_id": None, "text": signed, "files": out_files,
+                                       "date": int(time.time())})
+            self.ol_counters["operator_messages"] += 1
+            item: dict[str, Any] = {"im": {"chat_id": record["CHAT_ID"], "message_id": message_id},
+                                    "message": {"user_id": user_id, "text": signed},
+                                    "chat": {"id": record["chat_external_id"]}}
+            if out_files:
+                item["message"]["files"] = out_files
+            data = {"CONNECTOR": record["connector"], "LINE": record["line"], "MESSAGES": [item]}
+        deliveries = self.fire_event("ONIMCONNECTORMESSAGEADD", data, user_id=user_id)
+        return {"chat_id": record["CHAT_ID"], "message_id": message_id, "text": signed, "files": out_files,
+                "deliveries": deliveries}
+
+    # -- Open Lines bridge: internals
+
+    def _next(self, kind: str) -> int:
+        self._ol_seq[kind] += 1
+        return self._ol_seq[kind]
+
+    def _line_state(self, connector: str, line: Any) -> dict:
+        return self.lines.setdefault((connector, str(line)), {"active": False, "data": {}, "error": False})
+
+    def _chat_summary(self, chat: dict) -> dict:
+        out = {k: v for k, v in chat.items() if k != "messages"}
+        out["user"] = dict(chat["user"])
+        out["message_count"] = len(chat["messages"])
+        return out
+
+    def _bind(self, chat: dict, entity_type: str, entity_id: int) -> None:
+        chat["crm"] = {"entity_type": entity_type, "entity_id": entity_id}
+        self.ol_chats[:] = [e for e in self.ol_chats if e.get("_ol") != chat["CHAT_ID"]]
+        self.add_chat(entity_type, entity_id, str(chat["CHAT_ID"]), chat["connector"],
+                      self.connectors.get(chat["connector"], {}).get("NAME", chat["connector"]),
+                      active=chat["active"])
+        self.ol_chats[-1]["_ol"] = chat["CHAT_ID"]
+
+    def _post_form(self, url: str, body: str) -> dict:
+        started = time.monotonic()
+        record: dict[str, Any] = {"handler": url, "status": None, "body": body, "answer": b""}
+        request = urllib.request.Request(url, data=body.encode("utf-8"), method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "Bitrix24 Webhook Engine"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.event_timeout) as answer:
+                record["status"], record["answer"] = answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            record["status"], record["answer"] = err.code, err.read()
+        except OSError as err:
+            record["error"] = repr(err)
+        record["seconds"] = time.monotonic() - started
+        return record
 
     def _contact_ids_of_company(self, company_id: int) -> list[int]:
         return [i for (t, i), r in sorted(self.items.items())
@@ -871,7 +1096,263 @@ def _event_unbind(fake: FakeBitrix24, user_id: int, params: dict):
 
 def _event_get(fake: FakeBitrix24, user_id: int, params: dict):
     fake._require_admin(user_id)
-    return [dict(e) for e in fake.events]
+    return [{k: v for k, v in e.items() if not k.startswith("_")} for e in fake.events]
+
+
+# -- Open Lines bridge (imconnector.*, imopenlines.session/dialog) ------------------------
+#
+# From the REST docs (bitrix24/b24restdocs, api-reference/imopenlines/imconnector/) and the
+# project's OPENLINES.md. These methods work only with the application's OAuth tokens; every
+# token of this fake is one, so any valid token is accepted and the caller is recorded in
+# ``ol_callers``. Marked "guess" where the real answer is not documented.
+
+_CONNECTOR_ID_RE = re.compile(r"[a-z0-9_]+")
+_NAME_MAX = 25
+
+
+def _strip_imol(code: str) -> str:
+    code = str(code or "")
+    return code[len("imol|"):] if code.startswith("imol|") else code
+
+
+def _yes(value: Any, default: bool) -> bool:
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().upper() not in ("N", "0", "FALSE", "NO")
+
+
+def _ol_args(fake: FakeBitrix24, user_id: int, method: str, params: dict, *required: str) -> dict:
+    fake.ol_callers.append((method, user_id))
+    p = _upper(params)
+    for arg in required:
+        if p.get(arg) in (None, "", [], {}):
+            raise FakeError(arg, f"Argument '{arg}' is null or empty", 400)
+    return p
+
+
+def _known_connector(fake: FakeBitrix24, connector: Any) -> str:
+    connector = str(connector)
+    if connector not in fake.connectors:
+        raise FakeError("IMCONNECTOR_NO_CORRECT_PROVIDER", "Could not find a suitable provider for the connector", 400)
+    return connector
+
+
+def _imconnector_register(fake: FakeBitrix24, user_id: int, params: dict):
+    p = _ol_args(fake, user_id, "imconnector.register", params)
+    icon = p.get("ICON") if isinstance(p.get("ICON"), dict) else {}
+    reason = None
+    if not p.get("ID") or not _CONNECTOR_ID_RE.fullmatch(str(p["ID"])):
+        reason = "ID: lower case letters, digits and _ only"
+    elif not p.get("NAME"):
+        reason = "NAME is empty"
+    elif not icon.get("DATA_IMAGE"):
+        reason = "ICON[DATA_IMAGE] is empty"
+    elif not p.get("PLACEMENT_HANDLER"):
+        reason = "PLACEMENT_HANDLER is empty"
+    if reason:  # OPENLINES.md: register's errors come as HTTP 200 with result false
+        fake.register_refusals.append(reason)
+        return False
+    fake.connectors[str(p["ID"])] = {
+        "ID": str(p["ID"]), "NAME": str(p["NAME"]), "ICON": dict(icon),
+        "ICON_DISABLED": dict(p["ICON_DISABLED"]) if isinstance(p.get("ICON_DISABLED"), dict) else None,
+        "PLACEMENT_HANDLER": str(p["PLACEMENT_HANDLER"]),
+        "CHAT_GROUP": _yes(p.get("CHAT_GROUP"), True),  # documented default: Y
+        "NEED_SIGNATURE": _yes(p.get("NEED_SIGNATURE"), True),
+        "COMMENT": p.get("COMMENT") or "", "registered_by": user_id,
+    }
+    return True
+
+
+def _imconnector_unregister(fake: FakeBitrix24, user_id: int, params: dict):
+    p = _ol_args(fake, user_id, "imconnector.unregister", params, "ID")
+    if fake.connectors.pop(str(p["ID"]), None) is None:
+        return False  # guess
+    for key in [k for k in fake.lines if k[0] == str(p["ID"])]:
+        fake.lines[key]["active"] = False
+    return True
+
+
+def _imconnector_activate(fake: FakeBitrix24, user_id: int, params: dict):
+    p = _ol_args(fake, user_id, "imconnector.activate", params, "CONNECTOR", "LINE")
+    connector = _known_connector(fake, p["CONNECTOR"])
+    fake._line_state(connector, p["LINE"])["active"] = _yes(p.get("ACTIVE"), False)
+    return True
+
+
+def _imconnector_status(fake: FakeBitrix24, user_id: int, params: dict):
+    p = _ol_args(fake, user_id, "imconnector.status", params, "CONNECTOR", "LINE")
+    connector = _known_connector(fake, p["CONNECTOR"])
+    state = fake._line_state(connector, p["LINE"])
+    return {"LINE": str(p["LINE"]), "CONNECTOR": connector, "ERROR": state["error"], "CONFIGURED": state["active"],
+            "STATUS": state["active"] and not state["error"]}
+
+
+def _imconnector_connector_data_set(fake: FakeBitrix24, user_id: int, params: dict):
+    p = _ol_args(fake, user_id, "imconnector.connector.data.set", params, "CONNECTOR", "LINE", "DATA")
+    connector = _known_connector(fake, p["CONNECTOR"])
+    if not isinstance(p["DATA"], dict):
+        raise FakeError("DATA", "The value of an argument 'DATA' must be of type array", 400)  # guess
+    fake._line_state(connector, p["LINE"])["data"] = dict(p["DATA"])  # the whole object is replaced
+    return True
+
+
+def _person_name_ok(value: Any) -> bool:
+    text = "" if value is None else str(value)
+    return len(text) <= _NAME_MAX and all(ch.isalpha() or ch in " -'" for ch in text)
+
+
+def _imconnector_send_messages(fake: FakeBitrix24, user_id: int, params: dict):
+    p = _ol_args(fake, user_id, "imconnector.send.messages", params, "CONNECTOR", "LINE", "MESSAGES")
+    connector = _known_connector(fake, p["CONNECTOR"])
+    line = str(p["LINE"])
+    if not isinstance(p["MESSAGES"], (dict, list)):
+        raise FakeError("MESSAGES", "The value of an argument 'MESSAGES' must be of type array", 400)
+    items = as_list(p["MESSAGES"])
+    for item in items:  # validate everything before recording anything
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), dict) for k in ("user", "message", "chat")):
+            raise FakeError("100", "The incorrect structure of a message inside the MESSAGES parameter.", 400)
+        user, message, chat = item["user"], item["message"], item["chat"]
+        if user.get("id") in (None, "") or not _person_name_ok(user.get("name")) or \
+                not _person_name_ok(user.get("last_name")):
+            raise FakeError("IMCONNECTOR_NOT_ALL_THE_REQUIRED_DATA", "Not all required data has been provided "
+                            "(user: id required; name and last_name letters, spaces, hyphens, apostrophes, "
+                            f"at most {_NAME_MAX} characters)", 400)
+        if message.get("id") in (None, "") or chat.get("id") in (None, "") or \
+                (message.get("text") in (None, "") and not message.get("files")):
+            raise FakeError("IMCONNECTOR_NOT_ALL_THE_REQUIRED_DATA",
+                            "Not all required data has been provided (message id, text or files; chat id)", 400)
+    state = fake._line_state(connector, line)
+    results = []
+    for item in items:
+        user, message, chat_part = item["user"], item["message"], item["chat"]
+        files = [{"url": str(f.get("url", "")), "name": str(f.get("name", ""))}
+                 for f in as_list(message.get("files") or []) if isinstance(f, dict)]
+        entry = {"author": "employee" if message.get("user_id") not in (None, "", 0, "0") else "client",
+                 "user_id": _int_or_none(message.get("user_id")), "external_id": str(message["id"]),
+                 "text": message.get("text") or "", "files": files, "date": _int_or_none(message.get("date")),
+                 "external_user": dict(user), "chat_external_id": str(chat_part["id"])}
+        fake.ol_counters["messages"] += 1
+        if not state["active"]:  # accepted, but it hangs: no chat, no session (guess: no session in the answer)
+            fake.ol_counters["hung"] += 1
+            fake._hung.append(dict(entry, connector=connector, line=line))
+            results.append({"SUCCESS": True, "ERRORS": [], "user": None, "chat": {"id": str(chat_part["id"])},
+                            "message": {"id": str(message["id"])}})
+            continue
+        code = f"{connector}|{line}|{chat_part['id']}|{user['id']}"
+        chat_id = fake._ol_by_code.get(code)
+        if chat_id is None:
+            chat_id = fake._next("chat")
+            fake.ol_counters["chats"] += 1
+            record = {"CHAT_ID": chat_id, "user_code": code, "connector": connector, "line": line,
+                      "chat_external_id": str(chat_part["id"]), "user_external_id": str(user["id"]),
+                      "user": dict(user), "chat_user_id": fake._next("user"), "session_id": fake._next("session"),
+                      "active": True, "crm": None, "lead_created": None, "messages": []}
+            fake._ol[chat_id] = record
+            fake._ol_by_code[code] = chat_id
+            if not fake.connectors[connector]["CHAT_GROUP"] and message.get("disable_crm") != "Y":
+                _crm_tracker(fake, record)
+        record = fake._ol[chat_id]
+        if not record["active"]:  # a finished session: the next message opens a new one
+            record["active"], record["session_id"] = True, fake._next("session")
+            for e in fake.ol_chats:
+                if e.get("_ol") == chat_id:
+                    e["active"] = True
+        im_id = fake._next("message")
+        record["messages"].append(dict(entry, id=im_id))  # sic: a repeated message.id is a second message
+        results.append({"SUCCESS": True, "ERRORS": [], "user": record["chat_user_id"],
+                        "chat": {"id": record["chat_external_id"]}, "message": {"id": str(message["id"])},
+                        "session": {"ID": record["session_id"], "CHAT_ID": chat_id}})
+    return {"SUCCESS": True, "ERRORS": [], "DATA": {"RESULT": results}}
+
+
+def _crm_tracker(fake: FakeBitrix24, chat: dict) -> None:
+    """CHAT_GROUP=N: attach the new chat to the one open lead with the client's phone, else create a lead."""
+    digits = re.sub(r"\D", "", str(chat["user"].get("phone") or ""))
+    if digits:
+        leads = [r for (t, _), r in sorted(fake.items.items())
+                 if t == LEAD and any(re.sub(r"\D", "", f["value"]) == digits for f in r["_fm"])]
+        if len(leads) == 1:
+            fake._bind(chat, "lead", leads[0]["id"])
+            return
+    lead_id = max([i for (t, i) in fake.items if t == LEAD] or [0]) + 1
+    user = chat["user"]
+    name = " ".join(str(x) for x in (user.get("name"), user.get("last_name")) if x)
+    fake.add_item(LEAD, lead_id, title=f"{name or chat['user_external_id']} - Открытая линия", name=user.get("name") or "",
+                  lastName=user.get("last_name") or "", phones=[str(user["phone"])] if user.get("phone") else [])
+    fake.ol_counters["leads"] += 1
+    chat["lead_created"] = lead_id
+    fake._bind(chat, "lead", lead_id)
+
+
+def _imconnector_send_status_delivery(fake: FakeBitrix24, user_id: int, params: dict):
+    p = _ol_args(fake, user_id, "imconnector.send.status.delivery", params, "CONNECTOR", "LINE", "MESSAGES")
+    connector = _known_connector(fake, p["CONNECTOR"])
+    items = as_list(p["MESSAGES"]) if isinstance(p["MESSAGES"], (dict, list)) else None
+    if not items or not all(isinstance(i, dict) and isinstance(i.get("im"), dict) and
+                            isinstance(i.get("message"), dict) and isinstance(i.get("chat"), dict) for i in items):
+        raise FakeError("100", "The incorrect structure of a message inside the MESSAGES parameter.", 400)  # guess
+    for item in items:
+        if not isinstance(item["message"].get("id"), (dict, list)) or not as_list(item["message"]["id"]):
+            # documented: "It is an array, not a single value, even if there is only one ID" (error text: guess)
+            raise FakeError("IMCONNECTOR_NOT_ALL_THE_REQUIRED_DATA",
+                            "Not all required data has been provided (message[id] must be an array)", 400)
+    for item in items:
+        fake.ol_counters["deliveries"] += 1
+        fake._delivered.append({"connector": connector, "line": str(p["LINE"]),
+                                "chat_id": _int_or_none(item["im"].get("chat_id")),
+                                "message_id": _int_or_none(item["im"].get("message_id")),
+                                "external_ids": [str(x) for x in as_list(item["message"]["id"])],
+                                "chat_external_id": str(item["chat"].get("id", "")),
+                                "date": item["message"].get("date")})
+    return {"SUCCESS": True, "DATA": {"RESULT": [{"SUCCESS": True} for _ in items]}}  # guess at the shape
+
+
+def _imopenlines_session_open(fake: FakeBitrix24, user_id: int, params: dict):
+    p = _ol_args(fake, user_id, "imopenlines.session.open", params, "USER_CODE")
+    chat_id = fake._ol_by_code.get(_strip_imol(p["USER_CODE"]))
+    if chat_id is None:
+        raise FakeError("ACCESS_DENIED", "Access denied", 403)  # guess: the real one is undocumented here
+    return {"chatId": str(chat_id)}
+
+
+def _imopenlines_dialog_get(fake: FakeBitrix24, user_id: int, params: dict):
+    p = _ol_args(fake, user_id, "imopenlines.dialog.get", params)
+    chat_id = None
+    if p.get("CHAT_ID") not in (None, ""):
+        chat_id = _int_or_none(p["CHAT_ID"])
+    elif p.get("DIALOG_ID") not in (None, ""):
+        m = re.fullmatch(r"chat(\d+)", str(p["DIALOG_ID"]))
+        chat_id = int(m.group(1)) if m else -1
+    elif p.get("USER_CODE") not in (None, ""):
+        chat_id = fake._ol_by_code.get(_strip_imol(p["USER_CODE"]), -1)
+    elif p.get("SESSION_ID") not in (None, ""):
+        sid = _int_or_none(p["SESSION_ID"])
+        chat_id = next((c["CHAT_ID"] for c in fake._ol.values() if c["session_id"] == sid), -1)
+    else:
+        raise FakeError("DIALOG_ID_EMPTY", "Dialog ID can't be empty", 400)
+    chat = fake._ol.get(chat_id or -1)
+    if chat is None:
+        raise FakeError("ACCESS_ERROR", "You don't have access to this chat", 403)
+    crm = chat["crm"]
+    user = chat["user"]
+    name = " ".join(str(x) for x in (user.get("name"), user.get("last_name")) if x) or chat["user_external_id"]
+    return {"avatar": "", "color": "#4ba984", "date_create": "2025-01-15T10:00:00+03:00",
+            "dialog_id": f"chat{chat['CHAT_ID']}",
+            "entity_data_1": (f"Y|{crm['entity_type'].upper()}|{crm['entity_id']}|N|N|{chat['session_id']}|0|0|0|"
+                              if crm else f"N|NONE|0|N|N|{chat['session_id']}|0|0|0|"),
+            "entity_data_2": "", "entity_data_3": "", "entity_id": chat["user_code"], "entity_type": "LINES",
+            "extranet": False, "id": chat["CHAT_ID"], "manager_list": [], "message_type": "L",
+            "name": f"{name} - {fake.connectors.get(chat['connector'], {}).get('NAME', chat['connector'])}",
+            "owner": 0, "type": "lines"}
+
+
+def _imopenlines_crm_chat_get_last_id(fake: FakeBitrix24, user_id: int, params: dict):
+    chats = _imopenlines_crm_chat_get(fake, user_id, dict(params, ACTIVE_ONLY="N"))
+    if not chats:
+        raise FakeError("NOT_FOUND", "Could not find CRM entity", 400)  # guess
+    return max(int(c["CHAT_ID"]) for c in chats)
 
 
 _METHODS: dict[str, Callable] = {
@@ -895,6 +1376,16 @@ _METHODS: dict[str, Callable] = {
     "event.bind": _event_bind,
     "event.unbind": _event_unbind,
     "event.get": _event_get,
+    "imconnector.register": _imconnector_register,
+    "imconnector.unregister": _imconnector_unregister,
+    "imconnector.activate": _imconnector_activate,
+    "imconnector.status": _imconnector_status,
+    "imconnector.connector.data.set": _imconnector_connector_data_set,
+    "imconnector.send.messages": _imconnector_send_messages,
+    "imconnector.send.status.delivery": _imconnector_send_status_delivery,
+    "imopenlines.session.open": _imopenlines_session_open,
+    "imopenlines.dialog.get": _imopenlines_dialog_get,
+    "imopenlines.crm.chat.getlastid": _imopenlines_crm_chat_get_last_id,
 }
 
 
@@ -943,11 +1434,27 @@ class _Handler(BaseHTTPRequestHandler):
             if method.endswith(".json"):
                 method = method[:-5]
             status, body = self.fake.handle_rest(method, params)
+        elif path.startswith("/fake-disk/"):
+            token = path.split("/")[2]
+            found = self.fake._disk.get(token)
+            if found is None:
+                return self._send(404, {"error": "NOT_FOUND", "error_description": "No such file"})
+            return self._send_raw(200, found[0], found[1])
         elif path.rstrip("/") == "/oauth/token":
             status, body = self.fake.handle_oauth({k: v for k, v in parse_qsl(parts.query)} | params)
         else:
             status, body = 404, {"error": "NOT_FOUND", "error_description": "No such path"}
         self._send(status, body)
+
+    def _send_raw(self, status: int, ctype: str, data: bytes):
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _send(self, status: int, body: Any):
         if isinstance(body, bytes):

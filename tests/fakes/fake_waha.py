@@ -10,17 +10,27 @@ can validate all of them against the contract.
         waha.fail["send_text"] = "timeout"
         ...
         assert waha.count("send_text") == 1
+
+Webhooks (the Open Lines bridge): the app sets ``config.webhooks[]`` with ``PUT /api/sessions/{name}``
+or ``POST /api/sessions``; ``post_event``, ``client_writes``, ``phone_writes``, ``ack`` and
+``session_status`` POST signed envelopes to them (and to ``set_global_webhook``'s URL);
+``echo_sends = "before" | "after"`` posts the ``message.any`` echo of every send through the API.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import mimetypes
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 # Endpoint names used by the knobs, counters and log.
@@ -32,6 +42,18 @@ MESSAGE = "message"                  # GET  /api/{session}/chats/{chatId}/messag
 NEW_MESSAGE_ID = "new_message_id"    # GET  /api/{session}/new-message-id
 SEND_TEXT = "send_text"              # POST /api/sendText
 ENDPOINTS = (SESSIONS, CHECK_EXISTS, CHATS_OVERVIEW, MESSAGES, MESSAGE, NEW_MESSAGE_ID, SEND_TEXT)
+# What the Open Lines bridge uses besides (kept apart: ENDPOINTS is what the widget's adapter asks).
+SESSION_CREATE = "session_create"    # POST /api/sessions
+SESSION_GET = "session_get"          # GET  /api/sessions/{session}
+SESSION_UPDATE = "session_update"    # PUT  /api/sessions/{session}
+FILE = "file"                        # GET  /api/files/{session}/{filename} (received media; needs the key)
+SEND_IMAGE = "send_image"            # POST /api/sendImage
+SEND_FILE = "send_file"              # POST /api/sendFile
+SEND_VIDEO = "send_video"            # POST /api/sendVideo
+SEND_VOICE = "send_voice"            # POST /api/sendVoice
+BRIDGE_ENDPOINTS = (SESSION_CREATE, SESSION_GET, SESSION_UPDATE, FILE, SEND_IMAGE, SEND_FILE, SEND_VIDEO, SEND_VOICE)
+SEND_MEDIA = {"sendImage": SEND_IMAGE, "sendFile": SEND_FILE, "sendVideo": SEND_VIDEO, "sendVoice": SEND_VOICE}
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 # Failure modes: what a real WAHA (or the network in front of it) does.
 FAIL_MODES = (
@@ -178,6 +200,15 @@ class FakeWaha:
         self._calls: Counter[str] = Counter()
         self._log: list[Exchange] = []
         self._lock = threading.Lock()
+        # Webhooks (events the fake posts to the app)
+        self.now: Callable[[], float] = time.time  # event timestamps and the media files' lifetime
+        self.files_lifetime = 180.0                # WHATSAPP_FILES_LIFETIME: received media is deleted after it
+        self.global_webhook: dict | None = None    # WHATSAPP_HOOK_URL / _EVENTS / _HMAC_KEY, see set_global_webhook
+        self.echo_sends: str | None = None         # "before" / "after" the send's answer: post its message.any echo
+        self.webhook_timeout = 5.0
+        self.webhook_log: list[dict] = []          # every webhook POST made
+        self._files: dict[tuple[str, str], tuple[str, bytes, float]] = {}
+        self._tls = threading.local()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -278,10 +309,13 @@ class FakeWaha:
                                     "error": "Not Found"}
         else:
             query = parse_qs(parts.query, keep_blank_values=True)
+            self._tls.after = []
             status, payload = getattr(self, "_" + endpoint)(args, query, body)
         if mode == "timeout":
             time.sleep(self.timeout_sleep)
-        if isinstance(payload, (bytes, str)):
+        if isinstance(payload, _Raw):
+            data, ctype = payload.data, payload.ctype
+        elif isinstance(payload, (bytes, str)):
             data, ctype = (payload.encode() if isinstance(payload, str) else payload), "text/html; charset=utf-8"
         else:
             data, ctype = json.dumps(payload).encode(), "application/json; charset=utf-8"
@@ -295,6 +329,9 @@ class FakeWaha:
             h.wfile.flush()
         except OSError:
             h.close_connection = True  # the client gave up waiting
+        for hook in getattr(self._tls, "after", ()):  # work WAHA does after answering (echo webhooks)
+            hook()
+        self._tls.after = []
 
     # ------------------------------------------------------------ WAHA behaviour
 
@@ -320,7 +357,7 @@ class FakeWaha:
             if s["status"] == "STOPPED" and not show_all:
                 continue
             item = {"name": name, "status": s["status"], "presence": {}, "timestamps": {"activity": BASE_TIME},
-                    "config": {}, "engine": {"engine": "WEBJS"}}
+                    "config": s.get("config") or {}, "engine": {"engine": "WEBJS"}}
             if s["status"] == "WORKING" and s.get("me"):
                 item["me"] = s["me"]
             out.append(item)
@@ -409,7 +446,300 @@ class FakeWaha:
             msg = wa_message(mid=mid, chat_id=chat_id, me_id=self._me(name), from_me=True, body=req["text"],
                              timestamp=int(time.time()), ack=1)
             chat.append(msg)
+        self._echo(name, msg)
         return 201, msg
+
+    # ------------------------------------------------------------ sessions and their webhooks
+
+    def _bad_request(self, *messages: str) -> tuple[int, dict]:
+        return 400, {"statusCode": 400, "message": list(messages), "error": "Bad Request"}
+
+    def _check_config(self, config: Any) -> list[str]:
+        if config is None:
+            return []
+        if not isinstance(config, dict):
+            return ["config must be an object"]
+        problems = []
+        hooks = config.get("webhooks", [])
+        if not isinstance(hooks, list):
+            return ["config.webhooks must be an array"]
+        for n, hook in enumerate(hooks):
+            if not isinstance(hook, dict) or not isinstance(hook.get("url"), str) or not hook["url"]:
+                problems.append(f"config.webhooks.{n}.url must be a string")
+            elif not isinstance(hook.get("events"), list) or not all(isinstance(e, str) for e in hook["events"]):
+                problems.append(f"config.webhooks.{n}.events must be an array of event names")
+        return problems
+
+    def _session_dto(self, name: str) -> dict:
+        s = self.sessions[name]
+        return {"name": name, "status": s["status"], "config": s.get("config") or {}}
+
+    def _session_create(self, args: dict, query: dict, body: bytes) -> tuple[int, Any]:
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return self._bad_request("Unexpected token in JSON")
+        if not isinstance(req, dict):
+            return self._bad_request("body must be an object")
+        problems = self._check_config(req.get("config"))
+        if problems:
+            return self._bad_request(*problems)
+        name = str(req.get("name") or "default")
+        with self._lock:
+            if name in self.sessions:
+                return 422, {"statusCode": 422, "error": "Unprocessable Entity",
+                             "message": f"Session '{name}' already exists. Use PUT to update it."}
+            self.sessions[name] = {"status": "STARTING" if req.get("start", True) else "STOPPED",
+                                   "config": req.get("config") or {}}
+            return 201, self._session_dto(name)
+
+    def _session_get(self, args: dict, query: dict, body: bytes) -> tuple[int, Any]:
+        name = args["session"]
+        if name not in self.sessions:
+            return self._working(name)
+        s = self.sessions[name]
+        info = {"name": name, "status": s["status"], "presence": {}, "timestamps": {"activity": BASE_TIME},
+                "config": s.get("config") or {}, "engine": {"engine": "WEBJS"}}
+        if s["status"] == "WORKING" and s.get("me"):
+            info["me"] = s["me"]
+        return 200, info
+
+    def _session_update(self, args: dict, query: dict, body: bytes) -> tuple[int, Any]:
+        name = args["session"]
+        if name not in self.sessions:
+            return self._working(name)
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return self._bad_request("Unexpected token in JSON")
+        if not isinstance(req, dict):
+            return self._bad_request("body must be an object")
+        problems = self._check_config(req.get("config"))
+        if problems:
+            return self._bad_request(*problems)
+        with self._lock:
+            self.sessions[name]["config"] = req.get("config") or {}  # the whole config is replaced
+            return 200, self._session_dto(name)
+
+    def session_config(self, session: str) -> dict:
+        """The config the app set for a session (PUT/POST /api/sessions), {} when none."""
+        with self._lock:
+            return json.loads(json.dumps(self.sessions[session].get("config") or {}))
+
+    def webhooks(self, session: str) -> list[dict]:
+        """The session's ``config.webhooks[]`` as the app set them: url, events, hmac{key}, retries, customHeaders."""
+        return self.session_config(session).get("webhooks") or []
+
+    def set_global_webhook(self, url: str | None, events=("message", "session.status"),
+                           hmac_key: str | None = None) -> None:
+        """Set (or with url=None clear) the global webhook, as WHATSAPP_HOOK_URL, WHATSAPP_HOOK_EVENTS
+        and WHATSAPP_HOOK_HMAC_KEY would: it gets every session's subscribed events."""
+        self.global_webhook = None if url is None else {"url": url, "events": list(events),
+                                                        "hmac": {"key": hmac_key} if hmac_key else None}
+
+    # ------------------------------------------------------------ posting events
+
+    def post_event(self, session: str, event: str, payload: dict) -> list[dict]:
+        """POST the envelope {id: evt_…, timestamp (ms), event, session, metadata, me, payload, engine,
+        environment} to every webhook of the session subscribed to ``event`` (or "*"), then to the
+        global one. Headers: X-Webhook-Request-Id, X-Webhook-Timestamp (ms), customHeaders and, with
+        a key, X-Webhook-Hmac (hex HMAC-SHA512 of the raw body) + X-Webhook-Hmac-Algorithm: sha512.
+        No retries. Returns one record per POST: {"url", "event", "status" (None: no answer),
+        "seconds", "headers", "body" (raw bytes sent), "envelope", "answer"}."""
+        with self._lock:
+            s = self.sessions.get(session, {})
+            hooks = list((s.get("config") or {}).get("webhooks") or [])
+            metadata = (s.get("config") or {}).get("metadata") or {}
+            me = s.get("me")
+        if self.global_webhook:
+            hooks.append(self.global_webhook)
+        results = []
+        for hook in hooks:
+            events = hook.get("events") or []
+            if event not in events and "*" not in events:
+                continue
+            ms = int(self.now() * 1000)
+            envelope = {"id": "evt_" + _ulid(ms), "timestamp": ms, "event": event, "session": session,
+                        "metadata": metadata, "me": me, "payload": payload, "engine": "WEBJS",
+                        "environment": {"version": "2026.7.1", "engine": "WEBJS", "tier": "CORE",
+                                        "browser": "/usr/bin/chromium", "platform": "linux/x64",
+                                        "worker": {"id": None}}}
+            if me is None:
+                del envelope["me"]
+            raw = json.dumps(envelope, ensure_ascii=False).encode("utf-8")
+            headers = {"Content-Type": "application/json", "X-Webhook-Request-Id": "req_" + _ulid(ms),
+                       "X-Webhook-Timestamp": str(ms)}
+            for extra in hook.get("customHeaders") or []:
+                headers[extra["name"]] = extra["value"]
+            key = (hook.get("hmac") or {}).get("key")
+            if key:
+                headers["X-Webhook-Hmac"] = hmac.new(key.encode("utf-8"), raw, hashlib.sha512).hexdigest()
+                headers["X-Webhook-Hmac-Algorithm"] = "sha512"
+            results.append(self._post_json(hook["url"], event, raw, headers, envelope))
+        with self._lock:
+            self.webhook_log.extend(results)
+        return results
+
+    def _post_json(self, url: str, event: str, raw: bytes, headers: dict, envelope: dict) -> dict:
+        record: dict[str, Any] = {"url": url, "event": event, "status": None, "headers": headers, "body": raw,
+                                  "envelope": envelope, "answer": b""}
+        started = time.monotonic()
+        request = urllib.request.Request(url, data=raw, method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.webhook_timeout) as answer:
+                record["status"], record["answer"] = answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            record["status"], record["answer"] = err.code, err.read()
+        except OSError as err:
+            record["error"] = repr(err)
+        record["seconds"] = time.monotonic() - started
+        return record
+
+    def _chat_of(self, phone_digits: str) -> str:
+        digits = "".join(ch for ch in str(phone_digits) if ch.isdigit())
+        return self.whatsapp.get(digits) or f"{digits}@c.us"
+
+    def _store_file(self, session: str, mid: str, media: dict) -> dict:
+        mimetype = media.get("mimetype") or "application/octet-stream"
+        filename = media.get("filename")
+        ext = (filename.rsplit(".", 1)[-1] if filename and "." in filename
+               else (mimetypes.guess_extension(mimetype.split(";")[0]) or ".bin").lstrip("."))
+        stored = f"{mid}.{ext}"
+        with self._lock:
+            self._files[(session, stored)] = (mimetype, bytes(media.get("content", b"")), self.now())
+        return {"url": f"{self.url}/api/files/{session}/{stored}", "mimetype": mimetype, "filename": filename,
+                "error": None}
+
+    def _written(self, session: str, phone_digits: str, text: str, media: dict | None, *, from_me: bool,
+                 msg_id: str | None) -> dict:
+        chat_id = self._chat_of(phone_digits)
+        mid = f"{'true' if from_me else 'false'}_{chat_id}_{msg_id or '3EB0' + secrets.token_hex(8).upper()}"
+        msg = wa_message(mid=mid, chat_id=chat_id, me_id=self._me(session) if session in self.sessions else "",
+                         from_me=from_me, body=text, timestamp=int(self.now()), ack=1 if from_me else 3)
+        msg["source"] = "app"
+        msg["replyTo"] = None
+        if media is not None:
+            msg["hasMedia"] = True
+            msg["media"] = self._store_file(session, mid, media)
+            msg["mediaUrl"] = msg["media"]["url"]
+        with self._lock:
+            self.chats.setdefault((session, chat_id), []).append(msg)
+        return msg
+
+    def client_writes(self, session: str, phone_digits: str, text: str = "", media: dict | None = None, *,
+                      msg_id: str | None = None) -> dict:
+        """The client writes to the line: store the message in the chat and post ``message`` and
+        ``message.any`` (each to its subscribers). ``media``: {"content": bytes, "mimetype",
+        "filename"?}; its ``media.url`` is served by this fake at /api/files/{session}/{file}, needs
+        the API key, and is gone after ``files_lifetime`` seconds. Returns {"id", "payload",
+        "deliveries"}."""
+        msg = self._written(session, phone_digits, text, media, from_me=False, msg_id=msg_id)
+        deliveries = self.post_event(session, "message", msg) + self.post_event(session, "message.any", msg)
+        return {"id": msg["id"], "payload": msg, "deliveries": deliveries}
+
+    def phone_writes(self, session: str, phone_digits: str, text: str = "", media: dict | None = None, *,
+                     msg_id: str | None = None) -> dict:
+        """Someone types on the line's phone: fromMe true, source "app", only ``message.any``.
+        Returns {"id", "payload", "deliveries"}."""
+        msg = self._written(session, phone_digits, text, media, from_me=True, msg_id=msg_id)
+        return {"id": msg["id"], "payload": msg, "deliveries": self.post_event(session, "message.any", msg)}
+
+    def ack(self, session: str, message_id: str, ack: int) -> list[dict]:
+        """Post ``message.ack`` for a message (and store the new ack on it when the fake has it).
+        ack: -1 ERROR, 0 PENDING, 1 SERVER, 2 DEVICE, 3 READ, 4 PLAYED. Returns the deliveries."""
+        from_me = message_id.startswith("true_")
+        chat_id = message_id.split("_", 1)[1].rsplit("_", 1)[0] if message_id.count("_") >= 2 else ""
+        me = self._me(session) if session in self.sessions else ""
+        with self._lock:
+            for m in self.chats.get((session, chat_id), []):
+                if m["id"] == message_id:
+                    m["ack"], m["ackName"] = ack, ACK_NAMES[ack]
+        payload = {"id": message_id, "from": me if from_me else chat_id, "to": chat_id if from_me else me,
+                   "participant": None, "fromMe": from_me, "ack": ack, "ackName": ACK_NAMES[ack], "_data": {}}
+        return self.post_event(session, "message.ack", payload)
+
+    def session_status(self, session: str, status: str) -> list[dict]:
+        """Change a session's status and post ``session.status``. Returns the deliveries."""
+        with self._lock:
+            self.sessions.setdefault(session, {})["status"] = status
+        ms = int(self.now() * 1000)
+        return self.post_event(session, "session.status", {"name": session, "status": status,
+                                                           "statuses": [{"status": status, "timestamp": ms}]})
+
+    def expire_files(self) -> None:
+        """Delete every received media file now (as WAHA does after WHATSAPP_FILES_LIFETIME)."""
+        with self._lock:
+            self._files.clear()
+
+    def _echo(self, session: str, msg: dict) -> None:
+        """As a real WAHA subscribed to message.any: post the echo of a message sent through the API."""
+        if not self.echo_sends:
+            return
+        echo = dict(msg, source="api", fromMe=True)
+
+        def post() -> None:
+            self.post_event(session, "message.any", echo)
+
+        if self.echo_sends == "before":
+            post()
+        else:
+            self._tls.after.append(post)
+
+    def _file(self, args: dict, query: dict, body: bytes) -> tuple[int, Any]:
+        with self._lock:
+            found = self._files.get((args["session"], args["filename"]))
+            if found and self.now() - found[2] >= self.files_lifetime:
+                del self._files[(args["session"], args["filename"])]
+                found = None
+        if found is None:
+            return 404, {"statusCode": 404, "message": "File not found", "error": "Not Found"}
+        return 200, _Raw(found[1], found[0])
+
+    def _send_image(self, args: dict, query: dict, body: bytes) -> tuple[int, Any]:
+        """sendImage / sendFile / sendVideo / sendVoice: {session, chatId, file{url|data, mimetype,
+        filename}, caption?}; the message is stored like sendText's (with hasMedia)."""
+        try:
+            req = json.loads(body or b"null")
+        except ValueError:
+            return self._bad_request("Unexpected token in JSON")
+        if not isinstance(req, dict) or not all(isinstance(req.get(k), str) for k in ("session", "chatId")) or \
+                not isinstance(req.get("file"), dict) or not (req["file"].get("url") or req["file"].get("data")):
+            return self._bad_request("session, chatId and file (url or data) are required")
+        name = req["session"]
+        refused = self._working(name)
+        if refused:
+            return refused
+        chat_id = req["chatId"]
+        mid = f"true_{chat_id}_{req.get('id') or '3EB0' + secrets.token_hex(8).upper()}"
+        f = req["file"]
+        with self._lock:
+            chat = self.chats.setdefault((name, chat_id), [])
+            for m in chat:
+                if m["id"] == mid:
+                    return 201, m
+            msg = wa_message(mid=mid, chat_id=chat_id, me_id=self._me(name), from_me=True,
+                             body=req.get("caption") or "", timestamp=int(time.time()), ack=1)
+            msg["hasMedia"] = True
+            msg["media"] = {"url": f.get("url") or "", "mimetype": f.get("mimetype") or "",
+                            "filename": f.get("filename"), "error": None}
+            chat.append(msg)
+        self._echo(name, msg)
+        return 201, msg
+
+    _send_file = _send_video = _send_voice = _send_image
+
+
+class _Raw:
+    """A non-JSON answer body (a media file)."""
+
+    def __init__(self, data: bytes, ctype: str):
+        self.data, self.ctype = data, ctype
+
+
+def _ulid(ms: int) -> str:
+    """A lower-case ULID: 10 characters of time, 16 random (Crockford base32)."""
+    head = "".join(_CROCKFORD[(ms >> (5 * i)) & 31] for i in reversed(range(10)))
+    return head + "".join(secrets.choice(_CROCKFORD) for _ in range(16))
 
 
 def _route(method: str, seg: list[str]) -> tuple[str | None, dict[str, str]]:
@@ -423,6 +753,14 @@ def _route(method: str, seg: list[str]) -> tuple[str | None, dict[str, str]]:
         return CHECK_EXISTS, {}
     if method == "POST" and rest == ["sendText"]:
         return SEND_TEXT, {}
+    if method == "POST" and len(rest) == 1 and rest[0] in SEND_MEDIA:
+        return SEND_MEDIA[rest[0]], {"kind": rest[0]}
+    if method == "POST" and rest == ["sessions"]:
+        return SESSION_CREATE, {}
+    if method in ("GET", "PUT") and len(rest) == 2 and rest[0] == "sessions" and rest[1] not in ("start", "stop"):
+        return (SESSION_GET if method == "GET" else SESSION_UPDATE), {"session": rest[1]}
+    if method == "GET" and len(rest) == 3 and rest[0] == "files":
+        return FILE, {"session": rest[1], "filename": rest[2]}
     if method == "GET" and len(rest) == 2 and rest[1] == "new-message-id":
         return NEW_MESSAGE_ID, {"session": rest[0]}
     if method == "GET" and len(rest) == 3 and rest[1:] == ["chats", "overview"]:
