@@ -253,9 +253,15 @@ def _register_widget(portal: Portal) -> None:
                                                              "TITLE": "WhatsApp (OLChat)"})
     commands["uninstall_event"] = ("event.bind", {"event": "ONAPPUNINSTALL",
                                                   "handler": url_for("b24.events", _external=True)})
+    from ..bridge.connector import registration_commands
+
+    # The Open Lines connector and its events (re-registering the same ID updates it).
+    commands.update(registration_commands())
     result = client.batch(commands, halt=False)
     errors = {k: v for k, v in (result.errors or {}).items()
               if not k.startswith(("unbind_", "uninstall_event"))}
+    if "connector" not in errors and result.get("connector") is False:
+        errors["connector"] = "imconnector.register answered false"
     if errors:
         raise InstallError("register", "; ".join(f"{k}: {v}" for k, v in errors.items()))
     portal.installed = True

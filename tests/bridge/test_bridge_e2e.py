@@ -1,0 +1,132 @@
+"""The whole loop over HTTP: fake WAHA → our webhook → Open Lines on the fake portal → operator reply → WAHA.
+
+The app is served on 127.0.0.1 (a werkzeug server in a thread) so both fakes can
+post to it, as WAHA and Bitrix24 post to a deployment. Jobs run at once
+(OLCHAT_JOBS_IMMEDIATE); the queue itself is tested in test_jobs.py.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from olchat_widget.models import BridgeMessage, db
+from tests.clock import NOON
+from tests.conftest import make_app
+from tests.fakes.fake_waha import SEND_TEXT, FakeWaha
+from tests.test_b24_app import DEMO, fake  # noqa: F401 -- the portal fixture
+
+KEY = "e2e-webhook-key"
+IVAN = "79161234567"
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass
+
+
+@pytest.fixture
+def waha():
+    with FakeWaha() as server:
+        yield server
+
+
+@pytest.fixture
+def served(tmp_path, fake, waha):
+    app = make_app(tmp_path, clock_at=NOON, OLCHAT_B24_CLIENT_ID=fake.client_id,
+                   OLCHAT_B24_CLIENT_SECRET=fake.client_secret, OLCHAT_B24_OAUTH_URL=fake.url,
+                   OLCHAT_B24_SCHEME="http", OLCHAT_B24_TIMEOUT=3.0, OLCHAT_GATEWAY="waha",
+                   OLCHAT_WAHA_URL=waha.url, OLCHAT_WAHA_API_KEY=waha.api_key, OLCHAT_WAHA_PORTALS=fake.member_id,
+                   OLCHAT_WAHA_WEBHOOK_KEY=KEY, OLCHAT_JOBS_IMMEDIATE=True)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    url = f"http://127.0.0.1:{httpd.server_port}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    # Installed through the served address: the handlers Bitrix24 calls back are ours.
+    pair = fake.issue_tokens(1)
+    fake.application_token = "app-token-e2e"
+    installed = requests.post(f"{url}/b24/install?DOMAIN={fake.domain}&PROTOCOL=0&LANG=ru", timeout=10,
+                              data={"AUTH_ID": pair["access_token"], "REFRESH_ID": pair["refresh_token"],
+                                    "APPLICATION_TOKEN": "app-token-e2e", "member_id": fake.member_id})
+    assert installed.status_code == 200, installed.text[:300]
+    waha.set_global_webhook(f"{url}/waha/webhook", events=("message.any",), hmac_key=KEY)
+    yield app, url
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def connect_open_line(app, fake, url, openline="3", line="sales"):
+    """What the admin does on the connector page: trade the frame's auth, pick the line, «Подключить»."""
+    pair = fake.issue_tokens(1)
+    token = requests.post(f"{url}/b24/token", timeout=10, json={
+        "access_token": pair["access_token"], "domain": fake.domain, "member_id": fake.member_id,
+        "expires_in": 3600}).json()["token"]
+    headers = {"X-OLChat-Token": token, "HX-Request": "true"}
+    form = requests.get(f"{url}/bridge/connector", params={"openline": openline}, headers=headers, timeout=10)
+    assert f'data-line="{line}"' in form.text and "Подключить" in form.text
+    done = requests.post(f"{url}/bridge/connector", params={"openline": openline}, data={"line": line},
+                         headers=headers, timeout=10)
+    assert done.status_code == 200 and "Подключено" in done.text and "Отключить" in done.text
+    return headers
+
+
+def test_install_registers_the_connector_ungrouped_and_binds_its_events(served, fake):
+    connector = fake.connectors["olchat_whatsapp"]
+    assert connector["CHAT_GROUP"] is False and connector["PLACEMENT_HANDLER"].endswith("/b24/connector")
+    assert connector["ICON"]["DATA_IMAGE"].startswith("data:image/svg+xml")
+    bound = {e["event"].upper() for e in fake.events}
+    assert {"ONIMCONNECTORMESSAGEADD", "ONIMCONNECTORLINEDELETE", "ONIMCONNECTORSTATUSDELETE"} <= bound
+
+
+def test_the_connector_page_binds_one_whatsapp_line_to_one_open_line(served, fake):
+    app, url = served
+    headers = connect_open_line(app, fake, url)
+    assert fake.line("olchat_whatsapp", "3")["active"]
+    # The same WhatsApp line cannot serve a second Open Line.
+    taken = requests.post(f"{url}/bridge/connector", params={"openline": "4"}, data={"line": "sales"},
+                          headers=headers, timeout=10)
+    assert taken.status_code == 409 and "уже обслуживает" in taken.text
+    off = requests.post(f"{url}/bridge/connector/disconnect", params={"openline": "3"}, headers=headers, timeout=10)
+    assert "Подключить" in off.text and not fake.line("olchat_whatsapp", "3")["active"]
+
+
+def test_a_client_message_reaches_the_open_line_once_with_the_clients_phone(served, fake, waha):
+    app, url = served
+    connect_open_line(app, fake, url)
+    first = waha.client_writes("sales", IVAN, "Здравствуйте, есть ли доставка?")
+    assert [d["status"] for d in first["deliveries"]] == [200]
+    # WAHA retries or posts an event twice: the same id again.
+    waha.post_event("sales", "message.any", first["payload"])
+    [chat] = [c for c in fake.openline_chats() if c["user_external_id"] == IVAN]
+    assert chat["chat_external_id"] == IVAN and chat["line"] == "3"
+    texts = [m["text"] for m in fake.messages_in(chat["CHAT_ID"])]
+    assert texts.count("Здравствуйте, есть ли доставка?") == 1
+    with app.app_context():
+        [row] = db.session.scalars(db.select(BridgeMessage).filter_by(direction="in")).all()
+        assert row.status == "delivered" and row.target_id == str(chat["CHAT_ID"])
+
+
+def test_an_operator_reply_goes_to_whatsapp_once_and_is_marked_delivered(served, fake, waha):
+    app, url = served
+    connect_open_line(app, fake, url)
+    waha.client_writes("sales", IVAN, "Здравствуйте")
+    [chat] = [c for c in fake.openline_chats() if c["user_external_id"] == IVAN]
+    reply = fake.operator_reply(chat, "Да, [b]доставка[/b] завтра", user_id=1)
+    assert [d["status"] for d in reply["deliveries"]] == [200]
+    assert waha.count(SEND_TEXT) == 1
+    sent = waha.exchanges(SEND_TEXT)[-1]
+    body = json.loads(sent.body)
+    assert body["chatId"] == f"{IVAN}@c.us" and body["text"].endswith("Да, *доставка* завтра")
+    assert "*Админ Порталов:*" in body["text"]  # the operator's name goes out first (the default)
+    # Bitrix24 delivers the same event again: nothing more goes to WhatsApp.
+    again = fake.fire_event("ONIMCONNECTORMESSAGEADD", {
+        "CONNECTOR": "olchat_whatsapp", "LINE": "3",
+        "MESSAGES": [{"im": {"chat_id": reply["chat_id"], "message_id": reply["message_id"]},
+                      "message": {"user_id": 1, "text": reply["text"]}, "chat": {"id": IVAN}}]})
+    assert [d["status"] for d in again] == [200]
+    assert waha.count(SEND_TEXT) == 1
+    [delivered] = [d for d in fake.delivered() if str(d["message_id"]) == str(reply["message_id"])]
+    assert isinstance(delivered["external_ids"], list) and delivered["external_ids"]
