@@ -40,3 +40,27 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("OLCHAT_LOG_LEVEL", "info")
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+# The background queue's consumer (Open Lines deliveries) starts and stops with the server, as a
+# child process of the master: one command runs everything. OLCHAT_WORKER_PROCESS=0 when the
+# consumers run elsewhere (`flask --app wsgi worker` on other machines, with OLCHAT_REDIS_URL).
+_consumer = []
+
+
+def on_starting(server):
+    if os.environ.get("OLCHAT_WORKER_PROCESS", "1").strip().lower() in ("0", "false", "no", "off"):
+        return
+    import subprocess
+    import sys
+
+    _consumer.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"]))
+    server.log.info("queue consumer started (pid %s)", _consumer[0].pid)
+
+
+def on_exit(server):
+    for process in _consumer:
+        process.terminate()
+        try:
+            process.wait(timeout=graceful_timeout)
+        except Exception:  # noqa: BLE001 - a consumer that will not stop is killed
+            process.kill()

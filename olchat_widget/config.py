@@ -76,7 +76,7 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_JOBS_PATH": "",  # the SQLite queue file; empty: instance/jobs.sqlite3
     "OLCHAT_JOBS_IMMEDIATE": False,  # run tasks at once in the caller (tests)
     "OLCHAT_JOB_RETRIES": 5,
-    "OLCHAT_JOB_RETRY_DELAY": 2,  # seconds, doubled by the task on each retry
+    "OLCHAT_JOB_RETRY_DELAY": 2,  # seconds between a job's retries; a sweep every minute takes what is left
     # The deployment's WAHA signs its webhooks with this key (HMAC-SHA512); empty = unsigned accepted.
     "OLCHAT_WAHA_WEBHOOK_KEY": "",
     # Our Open Lines connector id (lower case, digits, _).

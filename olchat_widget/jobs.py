@@ -53,6 +53,10 @@ def init_jobs(app) -> None:
         "deliver_outbound": huey.task(retries=retries, retry_delay=delay, name="deliver_outbound")(
             in_app(outbound.deliver)),
     }
+    from huey import crontab
+
+    # Every minute: chats whose job gave up or whose consumer died are queued again.
+    huey.periodic_task(crontab(minute="*"), name="sweep_inbound")(in_app(inbound.sweep))
 
 
 def enqueue(name: str, *args) -> None:

@@ -152,3 +152,29 @@ def _release_ids(ids, claimed_at) -> None:
                                                    BridgeMessage.updated_at == claimed_at)
                        .values(status="queued"))
     db.session.commit()
+
+
+def chats_left_behind(older_than: timedelta = timedelta(seconds=30)) -> list[tuple[int, str, str]]:
+    """Chats with messages no job is taking care of: queued a while ago, or claimed by a dead consumer.
+
+    A job gives up after its retries (Bitrix24 down for a long time, a claim it
+    waited for); the periodic sweep queues these chats again, so nothing is lost.
+    """
+    now = utcnow()
+    rows = db.session.execute(db.select(BridgeMessage.portal_id, BridgeMessage.line_id, BridgeMessage.client)
+                              .where(BridgeMessage.direction == "in",
+                                     ((BridgeMessage.status == "queued") & (BridgeMessage.updated_at < now - older_than))
+                                     | ((BridgeMessage.status == "sending")
+                                        & (BridgeMessage.updated_at <= now - CLAIM_STALE)))
+                              .distinct().limit(1000)).all()
+    return [tuple(r) for r in rows]
+
+
+def sweep() -> int:
+    """Queue again every chat left behind; return how many."""
+    from ..jobs import enqueue
+
+    chats = chats_left_behind()
+    for chat in chats:
+        enqueue("deliver_inbound", *chat)
+    return len(chats)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from olchat_widget.bridge.inbound import CLAIM_STALE
+from olchat_widget.jobs import queue_of
 from olchat_widget.models import BridgeMessage, db
 from tests.clock import NOON
 from tests.conftest import make_app
@@ -36,11 +39,21 @@ def waha():
 
 @pytest.fixture
 def served(tmp_path, fake, waha):
+    yield from _serve(tmp_path, fake, waha, OLCHAT_JOBS_IMMEDIATE=True)
+
+
+@pytest.fixture
+def served_on_a_queue(tmp_path, fake, waha):
+    """The same, with jobs on the SQLite queue (retries 0.2 s apart): a test runs the consumer."""
+    yield from _serve(tmp_path, fake, waha, OLCHAT_JOBS_IMMEDIATE=False, OLCHAT_JOB_RETRY_DELAY=0.2)
+
+
+def _serve(tmp_path, fake, waha, **jobs):
     app = make_app(tmp_path, clock_at=NOON, OLCHAT_B24_CLIENT_ID=fake.client_id,
                    OLCHAT_B24_CLIENT_SECRET=fake.client_secret, OLCHAT_B24_OAUTH_URL=fake.url,
                    OLCHAT_B24_SCHEME="http", OLCHAT_B24_TIMEOUT=3.0, OLCHAT_GATEWAY="waha",
                    OLCHAT_WAHA_URL=waha.url, OLCHAT_WAHA_API_KEY=waha.api_key, OLCHAT_WAHA_PORTALS=fake.member_id,
-                   OLCHAT_WAHA_WEBHOOK_KEY=KEY, OLCHAT_JOBS_IMMEDIATE=True)
+                   OLCHAT_WAHA_WEBHOOK_KEY=KEY, **jobs)
     httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
     url = f"http://127.0.0.1:{httpd.server_port}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -130,3 +143,51 @@ def test_an_operator_reply_goes_to_whatsapp_once_and_is_marked_delivered(served,
     assert waha.count(SEND_TEXT) == 1
     [delivered] = [d for d in fake.delivered() if str(d["message_id"]) == str(reply["message_id"])]
     assert isinstance(delivered["external_ids"], list) and delivered["external_ids"]
+
+
+def wait_for(predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_on_the_queue_a_consumer_takes_over_a_chat_a_dead_consumer_held(served_on_a_queue, fake, waha):
+    app, url = served_on_a_queue
+    connect_open_line(app, fake, url)
+    posted = waha.client_writes("sales", IVAN, "Есть кто?")
+    assert [d["status"] for d in posted["deliveries"]] == [200]  # answered at once: the work is queued
+    assert fake.openline_chats() == []
+    with app.app_context():
+        # A consumer claimed the message and died before Bitrix24 answered.
+        row = db.session.scalar(db.select(BridgeMessage).filter_by(direction="in"))
+        row.status = "sending"
+        db.session.commit()
+    consumer = queue_of(app).create_consumer(workers=2, worker_type="thread", periodic=False)
+    consumer.start()
+    try:
+        time.sleep(0.5)  # the job runs, finds the fresh claim and waits for it: order first
+        assert fake.openline_chats() == []
+        app.extensions["olchat_clock"].advance(CLAIM_STALE.total_seconds() + 1)  # the claim is stale now
+        assert wait_for(lambda: any(c["user_external_id"] == IVAN for c in fake.openline_chats()))
+    finally:
+        consumer.stop(graceful=True)
+    [chat] = fake.openline_chats()
+    assert [m["text"] for m in fake.messages_in(chat["CHAT_ID"])].count("Есть кто?") == 1
+
+
+def test_the_sweep_queues_again_what_no_job_is_delivering(served_on_a_queue, fake, waha):
+    from olchat_widget.bridge.inbound import sweep
+
+    app, url = served_on_a_queue
+    connect_open_line(app, fake, url)
+    waha.client_writes("sales", IVAN, "Алло")
+    queue = queue_of(app)
+    queue.flush()  # the job was lost (the queue's storage wiped, every retry spent...)
+    with app.app_context():
+        assert sweep() == 0  # just queued: a job may still be on it
+        app.extensions["olchat_clock"].advance(60)
+        assert sweep() == 1
+    assert queue.pending_count() == 1
