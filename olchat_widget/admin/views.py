@@ -13,6 +13,7 @@ from ..crm.base import ENTITY_NAMES
 from ..crypto import secrets_box
 from ..gateway.base import GatewayError, GatewayUnauthorized
 from ..gateway.egress import OutboundAddressRefused, policy_from_config
+from ..bridge import connector
 from ..models import GatewayServer, LineDay, Portal, PortalLine, db, get_or_create, utcnow
 from ..phones.numbering import plan_for_app
 from ..runtime import runtime
@@ -249,4 +250,5 @@ def _settings_form(*, errors=(), saved=False, status=200):
     plan = plan_for_app(current_app)
     return fragment("admin/_settings_form.html", status, settings=settings, errors=set(errors), saved=saved,
                     days=days, plan=plan, budget=service.budget_of(service.settings_of(g.portal)),
-                    default_max=current_app.config["OLCHAT_MAX_PHONES"], **_gateway_context())
+                    default_max=current_app.config["OLCHAT_MAX_PHONES"], **_gateway_context(),
+                    openline_bindings=connector.bindings(g.portal.id))

@@ -98,6 +98,9 @@ def test_the_connector_page_binds_one_whatsapp_line_to_one_open_line(served, fak
     app, url = served
     headers = connect_open_line(app, fake, url)
     assert fake.line("olchat_whatsapp", "3")["active"]
+    # Our settings page shows the binding too.
+    settings = requests.get(f"{url}/admin/settings/form", headers=headers, timeout=10).text
+    assert 'data-binding-line="sales" data-binding-openline="3"' in settings
     # The same WhatsApp line cannot serve a second Open Line.
     taken = requests.post(f"{url}/bridge/connector", params={"openline": "4"}, data={"line": "sales"},
                           headers=headers, timeout=10)
