@@ -40,8 +40,6 @@ def init_jobs(app) -> None:
             with app.app_context():
                 return func(*args, **kwargs)
 
-        run.__name__ = func.__name__
-        run.__qualname__ = f"olchat.{func.__module__}.{func.__name__}"
         return run
 
     from .bridge import inbound, outbound

@@ -216,3 +216,13 @@ def app_page():
         view = "settings"
     return page("widget/shell.html", mode="bitrix", view=view, entity_type=entity_type, entity_id=entity_id,
                 placement_mode="view", member_id="", phone=phone, line=line, locale=g.locale)
+
+
+@bp.post("/connector")
+def connector_page():
+    """What Bitrix24 opens from the contact center for one Open Line (SETTING_CONNECTOR): the shell, then its form."""
+    _frame_portal()
+    openline = str(_placement_options().get("LINE") or "")
+    openline = openline if openline.isdigit() and openline.isascii() and len(openline) <= 12 else ""
+    return page("widget/shell.html", mode="bitrix", view="connector", entity_type=0, entity_id=0,
+                placement_mode="view", member_id="", openline=openline, locale=_lang())

@@ -46,7 +46,7 @@ def registration_commands() -> dict:
     commands = {"connector": ("imconnector.register", {
         "ID": connector_id(), "NAME": NAME, "ICON": icon(), "ICON_DISABLED": icon(),
         # Not grouped: chats are per client, so the CRM tracker binds them to leads and deals.
-        "CHAT_GROUP": "N", "PLACEMENT_HANDLER": url_for("bridge.connector_page", _external=True)})}
+        "CHAT_GROUP": "N", "PLACEMENT_HANDLER": url_for("b24.connector_page", _external=True)})}
     for event in ("OnImConnectorMessageAdd", "OnImConnectorLineDelete", "OnImConnectorStatusDelete"):
         commands[f"unbind_{event}"] = ("event.unbind", {"event": event, "handler": events})
         commands[f"bind_{event}"] = ("event.bind", {"event": event, "handler": events})
@@ -82,8 +82,8 @@ def connect(portal, line_id: str, openline: str, line_name: str) -> None:
         client.call("imconnector.connector.data.set", {
             "CONNECTOR": connector_id(), "LINE": openline,
             "DATA": {"ID": f"{connector_id()}_{line_id}"[:64], "NAME": f"WhatsApp · {line_name}"[:100],
-                     "URL": url_for("bridge.connector_page", _external=True),
-                     "URL_IM": url_for("bridge.connector_page", _external=True)}})
+                     "URL": url_for("b24.connector_page", _external=True),
+                     "URL_IM": url_for("b24.connector_page", _external=True)}})
     except B24Error as exc:
         db.session.rollback()
         raise ConnectorError(str(exc)) from exc

@@ -57,8 +57,7 @@ def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
     part = {
         "text": str(payload.get("body") or "")[:20_000],
         "date": int(stamp) if isinstance(stamp, (int, float)) and stamp > 0 else None,
-        "name": clean_name(str((payload.get("_data") or {}).get("notifyName") or payload.get("notifyName") or "")
-                           if isinstance(payload.get("_data") or {}, dict) else ""),
+        "name": clean_name(_push_name(payload)),
         "has_media": bool(payload.get("hasMedia")),
     }
     chats = []
@@ -103,13 +102,30 @@ def deliver_chat(portal_id: int, line_id: str, client: str) -> int:
     except B24Error as exc:
         _release(rows, f"{type(exc).__name__}")
         raise Retry(str(exc)) from exc
-    results = ((answer or {}).get("DATA") or {}).get("RESULT") or [] if isinstance(answer, dict) else []
-    for n, row in enumerate(rows):
-        result = results[n] if n < len(results) and isinstance(results[n], dict) else {}
-        session = result.get("session") if isinstance(result.get("session"), dict) else {}
-        row.status, row.target_id, row.error = "delivered", str(session.get("CHAT_ID") or "") or None, None
+    chat_ids = _chat_ids(answer, len(rows))
+    for row, chat_id in zip(rows, chat_ids):
+        row.status, row.target_id, row.error = "delivered", chat_id, None
     db.session.commit()
     return len(rows)
+
+
+def _push_name(payload: dict) -> str:
+    """The name the client set in WhatsApp, where the engine puts it."""
+    data = payload.get("_data")
+    name = (data.get("notifyName") if isinstance(data, dict) else None) or payload.get("notifyName")
+    return name if isinstance(name, str) else ""
+
+
+def _chat_ids(answer, count: int) -> list[str | None]:
+    """The Open Lines chat of each message in a send.messages answer (None where it names none)."""
+    results = answer.get("DATA", {}).get("RESULT") if isinstance(answer, dict) and isinstance(
+        answer.get("DATA"), dict) else None
+    results = results if isinstance(results, list) else []
+    chat_ids = []
+    for n in range(count):
+        session = results[n].get("session") if n < len(results) and isinstance(results[n], dict) else None
+        chat_ids.append(str(session["CHAT_ID"]) if isinstance(session, dict) and session.get("CHAT_ID") else None)
+    return chat_ids
 
 
 def _claim(portal_id: int, line_id: str, client: str) -> list[BridgeMessage]:

@@ -7,6 +7,7 @@ from ..auth import admin_required
 from ..crypto import secrets_box
 from ..inputs import loads_json
 from ..gateway.base import GatewayError
+from ..gateway.registry import deployment_members
 from ..widget.service import portal_lines
 from ..jobs import enqueue
 from ..models import GatewayServer, Portal, WebhookKey, db
@@ -17,16 +18,12 @@ bp = Blueprint("bridge", __name__)
 MAX_WEBHOOK = 1 << 20  # WAHA's envelopes are small; media come by URL, never inline
 
 
-def _split(names: str) -> list[str]:
-    return [n.strip() for n in (names or "").split(",") if n.strip()]
-
-
 @bp.post("/waha/webhook")
 def deployment_webhook():
     """A webhook of the deployment's WAHA (OLCHAT_WAHA_URL), for the portals in OLCHAT_WAHA_PORTALS."""
     key = current_app.config["OLCHAT_WAHA_WEBHOOK_KEY"]
     envelope = _envelope(key)
-    members = _split(current_app.config["OLCHAT_WAHA_PORTALS"])
+    members = deployment_members()
     portals = db.session.scalars(db.select(Portal).where(Portal.member_id.in_(members),
                                                          Portal.kind == "bitrix")).all() if members else []
     return _accept(envelope, portals)
@@ -63,21 +60,7 @@ def _accept(envelope: dict, portals) -> tuple[dict, int]:
     return {"ok": True}, 200
 
 
-# ---------------------------------------------------------------- the connector page (SETTING_CONNECTOR)
-
-
-@bp.post("/b24/connector")
-def connector_page():
-    """What Bitrix24 opens from the contact center for one Open Line: the shell, then the form below."""
-    from ..b24.views import _frame_portal, _lang, _placement_options
-    from ..web import page
-
-    _frame_portal()
-    options = _placement_options()
-    openline = str(options.get("LINE") or "")
-    openline = openline if openline.isdigit() and openline.isascii() and len(openline) <= 12 else ""
-    return page("widget/shell.html", mode="bitrix", view="connector", entity_type=0, entity_id=0,
-                placement_mode="view", member_id="", openline=openline, locale=_lang())
+# ---------------------------------------------------------------- the connector page's form (in b24.connector_page)
 
 
 @bp.get("/bridge/connector")

@@ -50,11 +50,14 @@ def build_gateway(portal: Portal) -> Gateway:
     return NO_LINES
 
 
+def deployment_members() -> list[str]:
+    """Member ids of the Bitrix24 portals the deployment's own WAHA serves (OLCHAT_WAHA_PORTALS)."""
+    return _split(current_app.config["OLCHAT_WAHA_PORTALS"])
+
+
 def _deployment_serves(portal) -> bool:
     """Tell whether the deployment's own WAHA is meant for ``portal``."""
-    if portal.kind == "demo":
-        return True
-    return portal.member_id in _split(current_app.config["OLCHAT_WAHA_PORTALS"])
+    return portal.kind == "demo" or portal.member_id in deployment_members()
 
 
 def _cached(rt, portal, fingerprint, make) -> Gateway:
