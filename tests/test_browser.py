@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.clock import LATE, NOON
+from tests.served import Server
 from tests.conftest import make_app, write_demo
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,31 +62,6 @@ def browser():
     yield chromium
     chromium.close()
     playwright.stop()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
-
-
-class Server:
-    """The real app on 127.0.0.1:<free port>, served from a thread."""
-
-    def __init__(self, app):
-        self.app = app
-        self.httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def gateway(self):
-        return self.app.extensions["olchat"].demo_gateway
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture
@@ -550,24 +524,31 @@ def collect_js_errors(page):
     return errors
 
 
-def test_full_flow_raises_no_javascript_errors(page, server):
-    errors = collect_js_errors(page)
-
+def walk_the_widget(page, server, text: str):
+    """Every main screen of a card, as an operator goes through them; return the card's frame."""
     frame = open_card_on_debug_page(page, server)
     show_widget(frame)
     choose_line(page, frame, "support")
     history = open_history(frame, IVAN2)
     history.get_by_role("button", name="Показать более ранние").click()
     expect(history.locator("[data-message-id]")).to_have_count(40)
-    open_compose(frame, IVAN2).fill("Проверка без ошибок")
+    open_compose(frame, IVAN2).fill(text)
     row(frame, IVAN2).get_by_role("button", name="Отправить сообщение").click()
     expect(row(frame, IVAN2).locator('[data-notice="ok"]')).to_be_visible()
+    # The indicator is hidden again (htmx's own inline style is off; widget.css hides and shows it).
+    expect(row(frame, IVAN2).locator(".htmx-indicator")).to_be_hidden()
     frame.get_by_role("button", name="Обновить данные виджета").click()
     settle(frame)
     expect(frame.locator("li[data-phone]")).to_have_count(len(DEAL_PHONES))
     row(frame, IVAN2).get_by_role("button", name="Открыть приложение").click()
     expect(frame.locator(".chat-view [data-message-id]").first).to_be_visible()
     page.wait_for_load_state("networkidle")
+    return frame
+
+
+def test_full_flow_raises_no_javascript_errors(page, server):
+    errors = collect_js_errors(page)
+    walk_the_widget(page, server, "Проверка без ошибок")
 
     assert errors == [], "\n".join(errors)
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.test_browser import (  # noqa: F401 -- browser, serve, server: the shared Chromium and app fixtures
-    CHROMIUM, DEAL_PHONES, IVAN2, TIMEOUT, browser, choose_line, collect_js_errors, expect, idle,
-    open_card_on_debug_page, open_compose, open_history, row, serve, server, settle, show_widget)
+    TIMEOUT, browser, collect_js_errors, expect, idle, serve, server, walk_the_widget)
 
 pytestmark = pytest.mark.browser
 
@@ -50,24 +49,7 @@ def test_main_screens_raise_no_csp_violation_and_no_console_error(page, server):
     page.goto(server.url + "/")
     assert "script-src 'self' https://api.bitrix24.com" in page.evaluate(
         "fetch('/').then(r => r.headers.get('Content-Security-Policy'))")
-    frame = open_card_on_debug_page(page, server)
-    show_widget(frame)
-    choose_line(page, frame, "support")
-    history = open_history(frame, IVAN2)
-    history.get_by_role("button", name="Показать более ранние").click()
-    expect(history.locator("[data-message-id]")).to_have_count(40)
-    open_compose(frame, IVAN2).fill("Проверка CSP")
-    row(frame, IVAN2).get_by_role("button", name="Отправить сообщение").click()
-    expect(row(frame, IVAN2).locator('[data-notice="ok"]')).to_be_visible()
-    # The indicator (htmx's own inline style is off; widget.css hides and shows it).
-    expect(row(frame, IVAN2).locator(".htmx-indicator")).to_be_hidden()
-    frame.get_by_role("button", name="Обновить данные виджета").click()
-    settle(frame)
-    expect(frame.locator("li[data-phone]")).to_have_count(len(DEAL_PHONES))
-    assert violations(page) == []
-    row(frame, IVAN2).get_by_role("button", name="Открыть приложение").click()
-    expect(frame.locator(".chat-view [data-message-id]").first).to_be_visible()
-    idle(frame)
+    walk_the_widget(page, server, "Проверка CSP")
     assert violations(page) == []
 
     page.locator("a[data-settings-link]").click()

@@ -7,12 +7,10 @@ post to it, as WAHA and Bitrix24 post to a deployment. Jobs run at once
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from olchat_widget.bridge.inbound import CLAIM_STALE
 from olchat_widget.jobs import queue_of
@@ -20,15 +18,11 @@ from olchat_widget.models import BridgeMessage, db
 from tests.clock import NOON
 from tests.conftest import make_app
 from tests.fakes.fake_waha import SEND_TEXT, FakeWaha
-from tests.test_b24_app import DEMO, fake  # noqa: F401 -- the portal fixture
+from tests.served import Server
+from tests.test_b24_app import fake  # noqa: F401 -- the portal fixture
 
 KEY = "e2e-webhook-key"
 IVAN = "79161234567"
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
 
 
 @pytest.fixture
@@ -54,10 +48,8 @@ def _serve(tmp_path, fake, waha, **jobs):
                    OLCHAT_B24_SCHEME="http", OLCHAT_B24_TIMEOUT=3.0, OLCHAT_GATEWAY="waha",
                    OLCHAT_WAHA_URL=waha.url, OLCHAT_WAHA_API_KEY=waha.api_key, OLCHAT_WAHA_PORTALS=fake.member_id,
                    OLCHAT_WAHA_WEBHOOK_KEY=KEY, **jobs)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    url = f"http://127.0.0.1:{httpd.server_port}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    server = Server(app)
+    url = server.url
     # Installed through the served address: the handlers Bitrix24 calls back are ours.
     pair = fake.issue_tokens(1)
     fake.application_token = "app-token-e2e"
@@ -67,8 +59,7 @@ def _serve(tmp_path, fake, waha, **jobs):
     assert installed.status_code == 200, installed.text[:300]
     waha.set_global_webhook(f"{url}/waha/webhook", events=("message.any",), hmac_key=KEY)
     yield app, url
-    httpd.shutdown()
-    httpd.server_close()
+    server.close()
 
 
 def connect_open_line(app, fake, url, openline="3", line="sales"):

@@ -15,9 +15,9 @@ KEY = "webhook-test-key"
 MEMBER = "member-of-portal-a"
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = make_app(tmp_path, OLCHAT_WAHA_WEBHOOK_KEY=KEY, OLCHAT_WAHA_PORTALS=MEMBER)
+def bound_portal_app(tmp_path, served=MEMBER):
+    """An app with portal MEMBER whose line 'sales' serves Open Line 7; the deployment's WAHA serves ``served``."""
+    app = make_app(tmp_path, OLCHAT_WAHA_WEBHOOK_KEY=KEY, OLCHAT_WAHA_PORTALS=served)
     with app.app_context():
         portal = Portal(member_id=MEMBER, domain="a.bitrix24.ru", kind="bitrix", installed=True)
         db.session.add(portal)
@@ -25,6 +25,11 @@ def app(tmp_path):
         db.session.add(OpenLineBinding(portal_id=portal.id, line_id="sales", openline_id="7"))
         db.session.commit()
     return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    return bound_portal_app(tmp_path)
 
 
 def envelope(message_id="false_79161234567@c.us_AAA1", session="sales", text="Здравствуйте", from_me=False):
@@ -79,13 +84,7 @@ def test_messages_of_unbound_lines_and_our_own_echoes_are_not_carried(app):
 
 
 def test_a_portal_not_served_by_the_deployments_waha_gets_nothing(tmp_path):
-    app = make_app(tmp_path, OLCHAT_WAHA_WEBHOOK_KEY=KEY, OLCHAT_WAHA_PORTALS="someone-else")
-    with app.app_context():
-        portal = Portal(member_id=MEMBER, domain="a.bitrix24.ru", kind="bitrix", installed=True)
-        db.session.add(portal)
-        db.session.flush()
-        db.session.add(OpenLineBinding(portal_id=portal.id, line_id="sales", openline_id="7"))
-        db.session.commit()
+    app = bound_portal_app(tmp_path, served="someone-else")
     assert post(app.test_client(), envelope()).status_code == 200
     assert rows(app) == []
 

@@ -49,11 +49,11 @@ import re
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
+
+from tests.fakes.posting import post
 
 LEAD, DEAL, CONTACT, COMPANY, QUOTE, SMART_INVOICE = 1, 2, 3, 4, 7, 31
 OL_TYPES = {"lead": LEAD, "deal": DEAL, "contact": CONTACT, "company": COMPANY}
@@ -663,19 +663,9 @@ class FakeBitrix24:
         self.ol_chats[-1]["_ol"] = chat["CHAT_ID"]
 
     def _post_form(self, url: str, body: str) -> dict:
-        started = time.monotonic()
-        record: dict[str, Any] = {"handler": url, "status": None, "body": body, "answer": b""}
-        request = urllib.request.Request(url, data=body.encode("utf-8"), method="POST", headers={
-            "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "Bitrix24 Webhook Engine"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.event_timeout) as answer:
-                record["status"], record["answer"] = answer.status, answer.read()
-        except urllib.error.HTTPError as err:
-            record["status"], record["answer"] = err.code, err.read()
-        except OSError as err:
-            record["error"] = repr(err)
-        record["seconds"] = time.monotonic() - started
-        return record
+        return post(url, body.encode("utf-8"), {"Content-Type": "application/x-www-form-urlencoded",
+                                                "User-Agent": "Bitrix24 Webhook Engine"},
+                    self.event_timeout, handler=url, body=body)
 
     def _contact_ids_of_company(self, company_id: int) -> list[int]:
         return [i for (t, i), r in sorted(self.items.items())
@@ -1454,18 +1444,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            pass  # the client gave up (a timeout test): nothing to tell it
 
     def _send(self, status: int, body: Any):
         if isinstance(body, bytes):
             data, ctype = body, "text/html; charset=utf-8"
         else:
             data, ctype = json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8"
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test): nothing to tell it
+        self._send_raw(status, ctype, data)

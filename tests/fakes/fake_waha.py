@@ -25,13 +25,13 @@ import mimetypes
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.posting import post
 
 # Endpoint names used by the knobs, counters and log.
 SESSIONS = "sessions"                # GET  /api/sessions
@@ -474,16 +474,21 @@ class FakeWaha:
         s = self.sessions[name]
         return {"name": name, "status": s["status"], "config": s.get("config") or {}}
 
-    def _session_create(self, args: dict, query: dict, body: bytes) -> tuple[int, Any]:
+    def _session_request(self, body: bytes) -> tuple[dict | None, tuple[int, Any] | None]:
+        """The JSON of a session create/update and its config checked, or the 400 to answer."""
         try:
             req = json.loads(body or b"{}")
         except ValueError:
-            return self._bad_request("Unexpected token in JSON")
+            return None, self._bad_request("Unexpected token in JSON")
         if not isinstance(req, dict):
-            return self._bad_request("body must be an object")
+            return None, self._bad_request("body must be an object")
         problems = self._check_config(req.get("config"))
-        if problems:
-            return self._bad_request(*problems)
+        return (None, self._bad_request(*problems)) if problems else (req, None)
+
+    def _session_create(self, args: dict, query: dict, body: bytes) -> tuple[int, Any]:
+        req, refused = self._session_request(body)
+        if refused:
+            return refused
         name = str(req.get("name") or "default")
         with self._lock:
             if name in self.sessions:
@@ -508,15 +513,9 @@ class FakeWaha:
         name = args["session"]
         if name not in self.sessions:
             return self._working(name)
-        try:
-            req = json.loads(body or b"{}")
-        except ValueError:
-            return self._bad_request("Unexpected token in JSON")
-        if not isinstance(req, dict):
-            return self._bad_request("body must be an object")
-        problems = self._check_config(req.get("config"))
-        if problems:
-            return self._bad_request(*problems)
+        req, refused = self._session_request(body)
+        if refused:
+            return refused
         with self._lock:
             self.sessions[name]["config"] = req.get("config") or {}  # the whole config is replaced
             return 200, self._session_dto(name)
@@ -581,19 +580,8 @@ class FakeWaha:
         return results
 
     def _post_json(self, url: str, event: str, raw: bytes, headers: dict, envelope: dict) -> dict:
-        record: dict[str, Any] = {"url": url, "event": event, "status": None, "headers": headers, "body": raw,
-                                  "envelope": envelope, "answer": b""}
-        started = time.monotonic()
-        request = urllib.request.Request(url, data=raw, method="POST", headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.webhook_timeout) as answer:
-                record["status"], record["answer"] = answer.status, answer.read()
-        except urllib.error.HTTPError as err:
-            record["status"], record["answer"] = err.code, err.read()
-        except OSError as err:
-            record["error"] = repr(err)
-        record["seconds"] = time.monotonic() - started
-        return record
+        return post(url, raw, headers, self.webhook_timeout, url=url, event=event, headers=headers, body=raw,
+                    envelope=envelope)
 
     def _chat_of(self, phone_digits: str) -> str:
         digits = "".join(ch for ch in str(phone_digits) if ch.isdigit())

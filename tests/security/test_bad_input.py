@@ -8,7 +8,7 @@ import pytest
 from olchat_widget.inputs import MAX_ID, parse_id, parse_int, parse_time
 from olchat_widget.crm.base import entity_type_from_code
 from tests.clock import NOON
-from tests.conftest import Widget, make_app
+from tests.conftest import make_app
 from tests.html import parse
 
 DEAL = {"entity_type": 2, "entity_id": 10}

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.clock import NOON, pin_clock
+from tests.clock import NOON
 from tests.conftest import make_app, runtime_of
 from tests.fakes.fake_waha import SEND_TEXT, SESSIONS, FakeWaha
 from tests.html import parse
-from tests.test_b24_app import B24Widget, fake, install  # noqa: F401 -- fixtures
+from tests.test_b24_app import fake, install  # noqa: F401 -- fixtures
 
 DEAL = {"entity_type": 2, "entity_id": 10}
 IVAN = "+79161234567"  # on deal 10; has WhatsApp and a chat on 'sales' in the fake WAHA
