@@ -71,6 +71,11 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_B24_OAUTH_URL": "https://oauth.bitrix.info",
     "OLCHAT_B24_SCHEME": "https",
     "OLCHAT_B24_TIMEOUT": 10.0,
+    # Each portal's REST bucket (BITRIX24.md: 2/s drain, 50 burst); queue consumers wait for room and
+    # leave OLCHAT_B24_WORKER_RESERVE requests of the burst to the people using the widget.
+    "OLCHAT_B24_RATE": 2.0,
+    "OLCHAT_B24_BURST": 50.0,
+    "OLCHAT_B24_WORKER_RESERVE": 10.0,
     # Background queue (huey): Redis URL for many processes and machines; empty = SQLite file.
     "OLCHAT_REDIS_URL": "",
     "OLCHAT_JOBS_PATH": "",  # the SQLite queue file; empty: instance/jobs.sqlite3

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import current_app
+from flask import current_app, g
 
 KEY = "olchat_huey"
+# Set in g while a task runs: Bitrix24 clients made then wait for the portal's shared bucket (b24/bucket.py).
+IN_WORKER = "olchat_in_worker"
 
 
 def make_huey(app):
@@ -38,6 +40,7 @@ def init_jobs(app) -> None:
     def in_app(func):
         def run(*args, **kwargs):
             with app.app_context():
+                g.setdefault(IN_WORKER, True)
                 return func(*args, **kwargs)
 
         return run

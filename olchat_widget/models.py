@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, Index
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint, Index
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -154,6 +154,14 @@ class TokenVerdict(db.Model):
     user_name: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool]
     expires_at: Mapped[datetime]
+
+
+class RestBucket(db.Model):
+    """Our copy of a portal's Bitrix24 REST bucket (b24/bucket.py): the level and when it was last counted."""
+
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"), primary_key=True)
+    level: Mapped[float] = mapped_column(Float, default=0.0)
+    updated: Mapped[float] = mapped_column(Float, default=0.0)  # unix seconds (real time, shared by processes)
 
 
 class NumberCheck(db.Model):

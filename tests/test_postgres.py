@@ -157,3 +157,24 @@ def test_concurrent_duplicate_sends_go_out_once_on_postgres(database):
     assert gateway.calls["send_text"] == 1 and notices == ["ok"] * 8
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(OutgoingMessage.id))) == 1
+
+
+def test_the_rest_bucket_counts_concurrent_requests_on_postgres(database):
+    from olchat_widget.models import Portal
+    from tests.bridge.test_bridge_bucket import Ticking, buckets, concurrent_takes_are_all_counted
+    from olchat_widget.b24.bucket import SqlStore
+
+    app = pg_app(database)
+    with app.app_context():
+        db.session.add(Portal(id=7, member_id="m7", domain="p7.example", kind="bitrix"))
+        db.session.commit()
+    clock = Ticking()
+    b = buckets(SqlStore(), clock)
+    take = b.take
+
+    def in_context(*args, **kwargs):
+        with app.app_context():
+            return take(*args, **kwargs)
+
+    b.take = in_context
+    assert concurrent_takes_are_all_counted(b, clock)

@@ -208,7 +208,8 @@ class B24Client:
                  session: requests.Session | None = None,
                  on_expired: Callable[[], str] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 retry_pauses: tuple[float, ...] = RETRY_PAUSES, retry_budget: float = RETRY_BUDGET):
+                 retry_pauses: tuple[float, ...] = RETRY_PAUSES, retry_budget: float = RETRY_BUDGET,
+                 before_request: Callable[[], Any] | None = None):
         if scheme not in ("https", "http"):
             raise ValueError("scheme must be https or http")
         self.domain = domain.strip().rstrip("/")
@@ -221,6 +222,8 @@ class B24Client:
         self.retry_pauses = tuple(retry_pauses)
         self.retry_budget = retry_budget
         self.requests_sent = 0  # HTTP requests this client sent, for tests and figures
+        # Called before every HTTP request: the shared REST bucket waits here (b24/bucket.py).
+        self.before_request = before_request
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the token
@@ -301,6 +304,8 @@ class B24Client:
                 self.sleep(pause)
 
     def _post_once(self, method: str, params: Mapping[str, Any] | None) -> dict:
+        if self.before_request is not None:
+            self.before_request()
         body = dict(params or {})
         body["auth"] = self._token
         self.requests_sent += 1

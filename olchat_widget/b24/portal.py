@@ -12,12 +12,13 @@ import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app, url_for
+from flask import current_app, g, url_for
 from sqlalchemy import delete
 
 from ..crypto import secrets_box
+from ..jobs import IN_WORKER
 from ..auth import PortalRef
-from ..models import (BridgeMessage, CachedCard, CardAccess, Chat, OpenLineBinding, WebhookKey, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal,
+from ..models import (RestBucket, BridgeMessage, CachedCard, CardAccess, Chat, OpenLineBinding, WebhookKey, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal,
                       PortalLine, Settings, TokenVerdict, UserPreference, db, get_or_create, utcnow)
 from .client import (B24Client, B24Error, B24Overload, B24QueryLimit, B24Unavailable, domain_of_endpoint,
                      refresh_tokens)
@@ -29,7 +30,7 @@ CARD_PLACEMENTS = ("CRM_LEAD_DETAIL_ACTIVITY", "CRM_DEAL_DETAIL_ACTIVITY", "CRM_
                    "CRM_COMPANY_DETAIL_ACTIVITY")
 
 # Tables that hold a portal's data; all of it goes when the portal uninstalls.
-PORTAL_TABLES = (BridgeMessage, OpenLineBinding, WebhookKey, OutgoingMessage, Chat, NumberCheck, CheckClaim, LineDay, UserPreference, PortalLine,
+PORTAL_TABLES = (RestBucket, BridgeMessage, OpenLineBinding, WebhookKey, OutgoingMessage, Chat, NumberCheck, CheckClaim, LineDay, UserPreference, PortalLine,
                  GatewayServer, Settings, CachedCard, CardAccess, TokenVerdict)
 
 
@@ -166,8 +167,16 @@ def app_client(portal: Portal) -> B24Client:
 
     from ..runtime import http_session
 
+    before = None
+    if g.get(IN_WORKER):
+        # A queue consumer: wait for room in the portal's bucket, shared with every other consumer.
+        from .bucket import buckets_of
+
+        buckets, portal_id = buckets_of(current_app), portal.id
+        before = lambda: buckets.take(portal_id, wait=True)  # noqa: E731
     return B24Client(portal.domain, failed_token, scheme=_cfg("OLCHAT_B24_SCHEME"),
-                     read_timeout=_timeout(), on_expired=renew, session=http_session(("b24", portal.id)))
+                     read_timeout=_timeout(), on_expired=renew, session=http_session(("b24", portal.id)),
+                     before_request=before)
 
 
 def renew_app_token(portal_id: int, failed_token: str) -> str:
