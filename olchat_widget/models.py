@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint, Index
+from sqlalchemy import event, Float, ForeignKey, Integer, String, Text, UniqueConstraint, Index
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -16,6 +17,22 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    """SQLite in write-ahead-log mode: readers never wait for a writer nor a writer for readers.
+
+    Web workers, the queue consumer and its bucket all write one file; with the
+    default rollback journal a webhook's insert waited behind every reader and
+    timed out under a burst. The mode is stored in the file; setting it again is free.
+    """
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
 
 
 def utcnow() -> datetime:

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import update
+from huey.exceptions import RetryTask
 from sqlalchemy.exc import IntegrityError
 
 from ..models import BridgeMessage, OpenLineBinding, Portal, db, utcnow
@@ -22,10 +23,7 @@ from .ids import clean_name, client_id
 MESSAGE_EVENTS = ("message", "message.any")
 CLAIM_STALE = timedelta(seconds=60)
 BATCH = 20  # messages of one chat in one send.messages request
-
-
-class Retry(Exception):
-    """The chat cannot be delivered now (another consumer holds it, Bitrix24 refused): try again later."""
+ROUNDS = 10  # batches one job sends before it queues the chat's rest as a new job
 
 
 def signature_ok(raw: bytes, key: str, signature: str | None) -> bool:
@@ -79,13 +77,29 @@ def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
 
 
 def deliver_chat(portal_id: int, line_id: str, client: str) -> int:
-    """Send the chat's queued messages to its Open Line, oldest first; return how many went."""
+    """Send the chat's queued messages to its Open Line, oldest first, a batch per request; return how many went.
+
+    The job that holds a chat keeps taking its newer messages after each batch,
+    so a job that finds the chat held simply leaves its message to the holder
+    (its row was stored before it was queued, so the holder's next look sees it).
+    """
+    delivered = 0
+    for _ in range(ROUNDS):
+        rows = _claim(portal_id, line_id, client)
+        if not rows:
+            return delivered
+        delivered += _send_batch(portal_id, client, rows)
+    # A chat that keeps talking must not hold a consumer for ever: the rest goes to a new job.
+    from ..jobs import enqueue
+
+    enqueue("deliver_inbound", portal_id, line_id, client)
+    return delivered
+
+
+def _send_batch(portal_id: int, client: str, rows: list[BridgeMessage]) -> int:
     from ..b24.portal import app_client
     from ..b24.client import B24Error
 
-    rows = _claim(portal_id, line_id, client)
-    if not rows:
-        return 0
     portal = db.session.get(Portal, portal_id)
     connector = current_app.config["OLCHAT_CONNECTOR_ID"]
     messages = []
@@ -101,12 +115,20 @@ def deliver_chat(portal_id: int, line_id: str, client: str) -> int:
                                          {"CONNECTOR": connector, "LINE": rows[0].openline_id, "MESSAGES": messages})
     except B24Error as exc:
         _release(rows, f"{type(exc).__name__}")
-        raise Retry(str(exc)) from exc
+        attempts = max(row.attempts for row in rows)
+        if attempts >= current_app.config["OLCHAT_JOB_RETRIES"] + 1:
+            return 0  # given up for now: the sweep queues the chat again in a minute
+        raise RetryTask(delay=backoff(attempts)) from exc
     chat_ids = _chat_ids(answer, len(rows))
     for row, chat_id in zip(rows, chat_ids):
         row.status, row.target_id, row.error = "delivered", chat_id, None
     db.session.commit()
     return len(rows)
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try: OLCHAT_JOB_RETRY_DELAY, doubled each attempt, at most five minutes."""
+    return min(current_app.config["OLCHAT_JOB_RETRY_DELAY"] * 2 ** max(0, attempts - 1), 300.0)
 
 
 def _push_name(payload: dict) -> str:
@@ -129,7 +151,7 @@ def _chat_ids(answer, count: int) -> list[str | None]:
 
 
 def _claim(portal_id: int, line_id: str, client: str) -> list[BridgeMessage]:
-    """Take the chat's oldest queued rows for this consumer; Retry while another holds some of them."""
+    """Take the chat's oldest queued rows for this consumer; none while another consumer holds the chat."""
     now = utcnow()
     chat = (BridgeMessage.portal_id == portal_id, BridgeMessage.direction == "in",
             BridgeMessage.line_id == line_id, BridgeMessage.client == client)
@@ -137,7 +159,7 @@ def _claim(portal_id: int, line_id: str, client: str) -> list[BridgeMessage]:
         *chat, BridgeMessage.status == "sending", BridgeMessage.updated_at > now - CLAIM_STALE).limit(1))
     if held is not None:
         db.session.rollback()
-        raise Retry("another consumer is delivering this chat")  # order: wait for it
+        return []  # another consumer is delivering this chat: it takes these rows after its batch (order)
     ids = db.session.scalars(db.select(BridgeMessage.id).where(
         *chat, BridgeMessage.status.in_(("queued", "sending"))).order_by(BridgeMessage.id).limit(BATCH)).all()
     if not ids:
@@ -151,8 +173,9 @@ def _claim(portal_id: int, line_id: str, client: str) -> list[BridgeMessage]:
         .values(status="sending", updated_at=now, attempts=BridgeMessage.attempts + 1)).rowcount
     db.session.commit()
     if claimed != len(ids):
+        # Two consumers raced for the chat; the winner may finish before our release is seen: try again soon.
         _release_ids(ids, now)
-        raise Retry("the chat was claimed concurrently")
+        raise RetryTask(delay=0.5)
     return db.session.scalars(db.select(BridgeMessage).where(BridgeMessage.id.in_(ids))
                               .order_by(BridgeMessage.id)).all()
 

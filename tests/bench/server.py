@@ -56,7 +56,10 @@ def gunicorn(env_extra: dict, workers: int, threads: int):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("OLCHAT_BENCH_KEEP"):
+            print("   kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_log(log: Path, problems: list[str]) -> None:

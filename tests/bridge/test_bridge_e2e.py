@@ -148,28 +148,51 @@ def wait_for(predicate, seconds=10.0):
     return predicate()
 
 
-def test_on_the_queue_a_consumer_takes_over_a_chat_a_dead_consumer_held(served_on_a_queue, fake, waha):
+def test_on_the_queue_a_chat_a_dead_consumer_held_is_taken_over_once_its_claim_is_stale(served_on_a_queue, fake,
+                                                                                       waha):
+    from olchat_widget.bridge.inbound import sweep
+
     app, url = served_on_a_queue
     connect_open_line(app, fake, url)
     posted = waha.client_writes("sales", IVAN, "Есть кто?")
     assert [d["status"] for d in posted["deliveries"]] == [200]  # answered at once: the work is queued
     assert fake.openline_chats() == []
     with app.app_context():
-        # A consumer claimed the message and died before Bitrix24 answered.
+        # A consumer claimed the message and died before Bitrix24 answered (huey lost its task with it).
         row = db.session.scalar(db.select(BridgeMessage).filter_by(direction="in"))
         row.status = "sending"
         db.session.commit()
     consumer = queue_of(app).create_consumer(workers=2, worker_type="thread", periodic=False)
     consumer.start()
     try:
-        time.sleep(0.5)  # the job runs, finds the fresh claim and waits for it: order first
+        time.sleep(0.5)  # the queued job finds the fresh claim and leaves the chat to its holder: order first
         assert fake.openline_chats() == []
         app.extensions["olchat_clock"].advance(CLAIM_STALE.total_seconds() + 1)  # the claim is stale now
+        with app.app_context():
+            assert sweep() == 1  # the minute's sweep sees the dead consumer's chat
         assert wait_for(lambda: any(c["user_external_id"] == IVAN for c in fake.openline_chats()))
     finally:
         consumer.stop(graceful=True)
     [chat] = fake.openline_chats()
     assert [m["text"] for m in fake.messages_in(chat["CHAT_ID"])].count("Есть кто?") == 1
+
+
+def test_messages_of_a_busy_chat_are_taken_by_the_job_already_delivering_it(served_on_a_queue, fake, waha):
+    app, url = served_on_a_queue
+    connect_open_line(app, fake, url)
+    fake.latency = 0.3  # Bitrix24 is slow: the client writes again while the first batch is on its way
+    for n in range(6):
+        waha.client_writes("sales", IVAN, f"Сообщение {n + 1}")
+    consumer = queue_of(app).create_consumer(workers=3, worker_type="thread", periodic=False)
+    consumer.start()
+    try:
+        assert wait_for(lambda: fake.openline_chats() and len(fake.messages_in(
+            fake.openline_chats()[0]["CHAT_ID"])) == 6)
+    finally:
+        consumer.stop(graceful=True)
+    [chat] = fake.openline_chats()
+    assert [m["text"] for m in fake.messages_in(chat["CHAT_ID"])] == [f"Сообщение {n + 1}" for n in range(6)]
+    assert fake.log.count("imconnector.send.messages") < 6  # what queued up went together
 
 
 def test_the_sweep_queues_again_what_no_job_is_delivering(served_on_a_queue, fake, waha):

@@ -1222,7 +1222,8 @@ def _imconnector_send_messages(fake: FakeBitrix24, user_id: int, params: dict):
         entry = {"author": "employee" if message.get("user_id") not in (None, "", 0, "0") else "client",
                  "user_id": _int_or_none(message.get("user_id")), "external_id": str(message["id"]),
                  "text": message.get("text") or "", "files": files, "date": _int_or_none(message.get("date")),
-                 "external_user": dict(user), "chat_external_id": str(chat_part["id"])}
+                 "external_user": dict(user), "chat_external_id": str(chat_part["id"]),
+                 "received": time.monotonic()}  # when it reached the portal, for the bridge benchmark
         fake.ol_counters["messages"] += 1
         if not state["active"]:  # accepted, but it hangs: no chat, no session (guess: no session in the answer)
             fake.ol_counters["hung"] += 1

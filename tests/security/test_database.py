@@ -40,6 +40,12 @@ def locked(tmp_path):
     holder = sqlite3.connect(tmp_path / "test.sqlite3", isolation_level=None)
 
     def lock():
+        # The app keeps its file in WAL mode (models._sqlite_wal), where a writer blocks no reader.
+        # To lock readers out too, the file goes back to a rollback journal, with the app's idle
+        # connections closed, before the exclusive lock: every request then waits and gives up.
+        with app.app_context():
+            db.engine.dispose()
+        holder.execute("PRAGMA journal_mode=DELETE")
         holder.execute("BEGIN EXCLUSIVE")
 
     yield app, client, widget, lock
@@ -81,6 +87,20 @@ def test_a_locked_database_answers_json_callers_in_json(locked):
     answer = client.post("/debug/token", json={"user": "admin"})
     assert answer.status_code == 503
     assert answer.json["error"] == "db_unavailable" and "Повторите" in answer.json["message"]
+
+
+def test_a_writer_in_another_process_does_not_block_readers(tmp_path):
+    # WAL: a webhook's or a consumer's write transaction must not stall every card being read.
+    app = make_app(tmp_path, OLCHAT_DB_TIMEOUT=0.5)
+    widget = Widget(app.test_client())
+    assert widget.get("/widget/body", **DEAL).status_code == 200
+    holder = sqlite3.connect(tmp_path / "test.sqlite3", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE portal SET domain = domain")
+        assert widget.get("/admin/settings/form").status_code == 200
+    finally:
+        holder.close()
 
 
 def test_the_page_answer_when_not_htmx(locked):
