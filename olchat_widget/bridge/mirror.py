@@ -298,10 +298,15 @@ _CARD_METHODS = {1: "crm.lead.update", 3: "crm.contact.update", 4: "crm.company.
 
 def _bind_card(client, card: tuple[int, int], code: str) -> None:
     """Give the card the chat's messenger address (leads, contacts, companies have the IM field; deals do not)."""
+    from ..b24.client import B24Error
+
     method = _CARD_METHODS.get(card[0])
     if method is None:
         return  # a deal: the tracker binds the chat by the client's phone, as for a client who writes first
-    client.call(method, {"id": card[1], "fields": {"IM": [{"VALUE": f"imol|{code}", "VALUE_TYPE": "OPENLINE"}]}})
+    try:
+        client.call(method, {"id": card[1], "fields": {"IM": [{"VALUE": f"imol|{code}", "VALUE_TYPE": "OPENLINE"}]}})
+    except B24Error:
+        pass  # the card could not be written (rights, a deleted card): the chat still starts, bound by phone
 
 
 def _remember(portal_id: int, binding: OpenLineBinding, client_digits: str, chat_id: str) -> None:
