@@ -216,3 +216,14 @@ def test_lines_without_an_open_line_keep_todays_behaviour(served, fake, waha):
     # A phone-typed message on an unbound line goes nowhere either.
     waha.phone_writes("sales", IVAN, "С телефона")
     assert fake.openline_chats() == []
+
+
+def test_a_send_to_a_client_without_a_chat_starts_the_chat_their_reply_reaches(served, fake, waha):
+    app, url = served
+    connect_open_line(app, fake, url)
+    Frame(url, fake, CONTACT_CARD, user_id=2).send("Напоминаем о встрече")
+    waha.client_writes("sales", IVAN, "Буду")
+    [chat] = chats_of(fake)  # not a second chat (and a duplicate lead) for the reply
+    assert [(m["author"], m["text"]) for m in fake.messages_in(chat["CHAT_ID"])] == [
+        ("employee", "Напоминаем о встрече"), ("client", "Буду")]
+    assert fake.ol_counters["chats"] == 1
