@@ -251,14 +251,30 @@ def _open_session(client, openline: str, client_digits: str) -> str | None:
     return str(chat_id) if chat_id not in (None, "", 0, "0") else None
 
 
-def start_chat(portal, line_id: str, phone: str, user_id: str | None, card: tuple[int, int]) -> str:
+# Records with the messenger field IM, and how to write it.
+_CARD_METHODS = {1: "crm.lead.update", 3: "crm.contact.update", 4: "crm.company.update"}
+_KINDS = {"lead": 1, "contact": 3, "company": 4}
+
+
+def address_holder(entity_type_id: int, entity_id: int, owners) -> tuple[int, int] | None:
+    """The record that gets the chat's messenger address: the card, or (a deal's card) whose number it is."""
+    if entity_type_id in _CARD_METHODS:
+        return entity_type_id, entity_id
+    for owner in owners:
+        if owner.kind in _KINDS:
+            return _KINDS[owner.kind], owner.id
+    return None  # the tracker binds the chat by the client's phone, as for a client who writes first
+
+
+def start_chat(portal, line_id: str, phone: str, user_id: str | None, holder: tuple[int, int] | None) -> str:
     """«Создать чат» on a bound line: the client's Open Lines chat (found, or started), bound to the card.
 
     Started with the same ids as the client's own messages, so it is the chat
-    their replies reach. Before the first message the card gets the chat's
-    messenger address (the CRM field IM of type OPENLINE, ``imol|<user code>``,
-    where Bitrix24 keeps which client a chat belongs to): the CRM tracker then
-    binds the new chat to this card instead of making a lead.
+    their replies reach. Before the first message the card (on a deal: the
+    contact or company whose number it is, see ``address_holder``) gets the
+    chat's messenger address — the CRM field IM of type OPENLINE,
+    ``imol|<user code>``, where Bitrix24 keeps which client a chat belongs to —
+    so the CRM tracker binds the new chat there instead of making a lead.
     """
     from ..b24.client import B24Error
     from ..b24.portal import app_client
@@ -275,7 +291,7 @@ def start_chat(portal, line_id: str, phone: str, user_id: str | None, card: tupl
     try:
         chat_id = _open_session(client, binding.openline_id, client_digits)
         if chat_id is None:
-            _bind_card(client, card, code)
+            _bind_card(client, holder, code)
             answer = client.call("imconnector.send.messages", {
                 "CONNECTOR": current_app.config["OLCHAT_CONNECTOR_ID"], "LINE": binding.openline_id,
                 "MESSAGES": [{"user": {"id": client_digits, "phone": "+" + client_digits},
@@ -293,18 +309,15 @@ def start_chat(portal, line_id: str, phone: str, user_id: str | None, card: tupl
     return chat_id
 
 
-_CARD_METHODS = {1: "crm.lead.update", 3: "crm.contact.update", 4: "crm.company.update"}
-
-
-def _bind_card(client, card: tuple[int, int], code: str) -> None:
-    """Give the card the chat's messenger address (leads, contacts, companies have the IM field; deals do not)."""
+def _bind_card(client, holder: tuple[int, int] | None, code: str) -> None:
+    """Give the record the chat's messenger address (leads, contacts, companies have the IM field; deals do not)."""
     from ..b24.client import B24Error
 
-    method = _CARD_METHODS.get(card[0])
-    if method is None:
-        return  # a deal: the tracker binds the chat by the client's phone, as for a client who writes first
+    if holder is None:
+        return
+    entity_type_id, entity_id = holder
     try:
-        client.call(method, {"id": card[1], "fields": {"IM": [{"VALUE": f"imol|{code}", "VALUE_TYPE": "OPENLINE"}]}})
+        client.call(_CARD_METHODS[entity_type_id], {"id": entity_id, "fields": {"IM": [{"VALUE": f"imol|{code}", "VALUE_TYPE": "OPENLINE"}]}})
     except B24Error:
         pass  # the card could not be written (rights, a deleted card): the chat still starts, bound by phone
 

@@ -288,7 +288,8 @@ def create_chat():
     if mirror.binding_of(g.portal.id, line.id) is not None:
         # The line serves an Open Line: the chat is the client's Open Lines chat, opened in the messenger.
         try:
-            b24_chat = mirror.start_chat(g.portal, line.id, row.e164, g.user.id, (entity_type, entity_id))
+            b24_chat = mirror.start_chat(g.portal, line.id, row.e164, g.user.id,
+                                         mirror.address_holder(entity_type, entity_id, row.owners))
         except mirror.ChatError:
             return error_response("openline", retry=False)
     service.create_chat(g.portal, line.id, row.e164, chat_id)

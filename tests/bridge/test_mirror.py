@@ -19,6 +19,7 @@ from tests.test_b24_app import fake  # noqa: F401 -- the portal fixture
 PHONE = "+" + IVAN  # on contact 1, contact 2 and lead 7 of the demo CRM; has WhatsApp on the fake WAHA
 CONTACT_CARD = {"entity_type": CONTACT, "entity_id": 1}
 LEAD_CARD = {"entity_type": LEAD, "entity_id": 7}
+DEAL_CARD = {"entity_type": 2, "entity_id": 10}  # deal «Поставка»: contacts 1 and 2, company 5
 
 
 @pytest.fixture
@@ -227,3 +228,14 @@ def test_a_send_to_a_client_without_a_chat_starts_the_chat_their_reply_reaches(s
     assert [(m["author"], m["text"]) for m in fake.messages_in(chat["CHAT_ID"])] == [
         ("employee", "Напоминаем о встрече"), ("client", "Буду")]
     assert fake.ol_counters["chats"] == 1
+
+
+def test_create_chat_on_a_deal_binds_the_chat_to_the_contact_whose_number_it_is(served, fake, waha):
+    app, url = served
+    connect_open_line(app, fake, url)
+    answer = Frame(url, fake, DEAL_CARD).post("/widget/chat", {"phone": PHONE, "line": "sales"})
+    [chat] = chats_of(fake)
+    assert f'"b24_chat": "{chat["CHAT_ID"]}"' in answer.headers["HX-Trigger"]
+    # Deals have no messenger field: the deal's contact with this number (Иван Петров) gets the address.
+    assert chat["crm"] == {"entity_type": "contact", "entity_id": 1} and chat["lead_created"] is None
+    assert [a["VALUE"] for a in fake.messenger_addresses(CONTACT, 1)] == [f"imol|{chat['user_code']}"]
