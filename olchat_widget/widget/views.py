@@ -314,7 +314,7 @@ def compose():
         return target
     row, line, _ = target
     return fragment("widget/_compose.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
-                    key=uuid.uuid4().hex, text="", notice=None, publish=_publish_default(line))
+                    key=uuid.uuid4().hex, text="", notice=None, publish=_publish_box(line))
 
 
 @bp.post("/widget/send")
@@ -332,13 +332,14 @@ def send():
 
     row, line, chat_id = target
     # «Публиковать в чат» is offered only on a line bound to an Open Line; unticked, the form sends nothing.
-    publish = _publish_default(line) is not None and request.form.get("publish") == "1"
+    offered = _publish_box(line) is not None
+    publish = offered and request.form.get("publish") == "1"
 
     def form(notice, *, new_key=False, keep_text=True, confirm=False, trigger=None):
         return fragment("widget/_compose.html", trigger=trigger, entity_type=entity_type,
                         entity_id=entity_id, row=row, line=line, key=uuid.uuid4().hex if new_key else key,
                         text=text if keep_text else "", notice=notice, confirm=confirm,
-                        publish=publish if _publish_default(line) is not None else None)
+                        publish=publish if offered else None)
 
     if not text.strip():
         return form({"kind": "error", "text": t("empty_message")})
@@ -374,8 +375,9 @@ def send():
     return form({"kind": "warning", "text": t("err_busy_body")})
 
 
-def _publish_default(line):
-    """The checkbox's first state: ticked on a line bound to an Open Line (as in the original); None: not offered."""
+def _publish_box(line) -> bool | None:
+    """«Публиковать в чат» as a fresh form shows it: ticked on a line bound to an Open Line (as in the
+    original product); None where it is not offered."""
     return True if mirror.binding_of(g.portal.id, line.id) is not None else None
 
 
@@ -431,4 +433,4 @@ def app_chat_body():
         return target
     row, line, _ = target
     return fragment("widget/_chat_view.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
-                    key=uuid.uuid4().hex, publish=_publish_default(line))
+                    key=uuid.uuid4().hex, publish=_publish_box(line))

@@ -239,3 +239,17 @@ def test_create_chat_on_a_deal_binds_the_chat_to_the_contact_whose_number_it_is(
     # Deals have no messenger field: the deal's contact with this number (Иван Петров) gets the address.
     assert chat["crm"] == {"entity_type": "contact", "entity_id": 1} and chat["lead_created"] is None
     assert [a["VALUE"] for a in fake.messenger_addresses(CONTACT, 1)] == [f"imol|{chat['user_code']}"]
+
+
+def test_a_form_that_comes_back_keeps_the_operators_choice(served, fake, waha):
+    app, url = served
+    connect_open_line(app, fake, url)
+    frame = Frame(url, fake, CONTACT_CARD)
+    key = frame.compose().find("input", name="key").get("value")
+    back = parse(frame.post("/widget/send", {"text": "  ", "key": key, "phone": PHONE, "line": "sales"}).text)
+    assert back.find("p", data_notice="error").text == "Введите текст сообщения"
+    box = back.find("input", name="publish")
+    assert box is not None and "checked" not in box.attrs  # unticked stays unticked
+    ticked = parse(frame.post("/widget/send", {"text": "", "key": key, "phone": PHONE, "line": "sales",
+                                               "publish": "1"}).text).find("input", name="publish")
+    assert "checked" in ticked.attrs
