@@ -29,6 +29,7 @@ ERRORS = {
     "line": (200, "err_line"),
     "rate": (200, "err_rate"),
     "chat_not_found": (404, "err_chat_not_found"),
+    "openline": (200, "err_openline"),
     "too_large": (413, "err_too_large"),
     "db_unavailable": (503, "err_db_unavailable"),
     "internal": (500, "err_internal"),

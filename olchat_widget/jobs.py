@@ -45,7 +45,7 @@ def init_jobs(app) -> None:
 
         return run
 
-    from .bridge import inbound, outbound
+    from .bridge import inbound, mirror, outbound
 
     retries, delay = app.config["OLCHAT_JOB_RETRIES"], app.config["OLCHAT_JOB_RETRY_DELAY"]
     app.extensions["olchat_tasks"] = {
@@ -53,11 +53,15 @@ def init_jobs(app) -> None:
             in_app(inbound.deliver_chat)),
         "deliver_outbound": huey.task(retries=retries, retry_delay=delay, name="deliver_outbound")(
             in_app(outbound.deliver)),
+        "deliver_mirror": huey.task(retries=retries, retry_delay=delay, name="deliver_mirror")(
+            in_app(mirror.deliver)),
     }
     from huey import crontab
 
     # Every minute: chats whose job gave up or whose consumer died are queued again.
     huey.periodic_task(crontab(minute="*"), name="sweep_inbound")(in_app(inbound.sweep))
+    # Likewise for messages mirrored into Open Lines (widget sends, the phone's own).
+    huey.periodic_task(crontab(minute="*"), name="sweep_mirror")(in_app(mirror.sweep))
 
 
 def enqueue(name: str, *args) -> None:

@@ -47,7 +47,11 @@ def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
     if not isinstance(message_id, str) or not message_id or not isinstance(chat, str):
         return []
     if payload.get("fromMe"):
-        return []  # our own sends and the phone's come back as echoes; not a client's words
+        # Not a client's words: our own sends' echoes (dropped there) and what was typed on the phone.
+        from .mirror import accept_own
+
+        accept_own(payload, session, portals)
+        return []
     client = client_id(chat)
     if not client or "@lid" in chat or "@g.us" in chat:
         return []  # groups and hidden numbers are not client chats of a CRM card

@@ -12,12 +12,14 @@ from flask import Blueprint, abort, current_app, g, make_response, render_templa
 
 from .. import clock
 from ..auth import widget_required
+from ..bridge import mirror
 from ..crm.base import CrmError
 from ..errors import crm_reason, error_response, gateway_reason
 from ..gateway.guard import CHECKING, UNKNOWN, YES, Status, unknown_reason
 from ..gateway.outbox import FAILED, SENT, UNKNOWN as SEND_UNKNOWN, send_once
 from ..i18n import t
 from ..inputs import parse_int
+from ..jobs import enqueue
 from ..runtime import gateway_for, runtime
 from ..web import card_args, fragment, page
 from . import service
@@ -149,7 +151,7 @@ def _phones_key(entity_type: int, entity_id: int, context: dict) -> tuple:
     rows = tuple(
         (item["row"].e164, item["row"].time.text, item["row"].time.light,
          (item["status"].state, item["status"].reason, item["status"].chat_id) if item["status"] else None,
-         item["chat"] if item["chat"] in (None, "unknown") else bool(item["chat"]))
+         item["chat"] if item["chat"] in (None, "unknown") else bool(item["chat"]), item["b24_chat"])
         for item in context["rows"])
     return (g.portal.id, g.locale, entity_type, entity_id, phone_list.fetched_at, phone_list.total,
             len(phone_list.invalid), (line.id, line.status, line.reachout_restricted) if line else None,
@@ -183,7 +185,19 @@ def _row_context(row, status: Status | None, line) -> dict:
     if status is not None and status.state == YES and status.chat_id:
         # Without a known line the chat is unknown too: the row then loads itself.
         chat = _known_chat(line.id, row.e164, status.chat_id) if line is not None else "unknown"
-    return {"row": row, "status": status, "line": line, "chat": chat}
+    return {"row": row, "status": status, "line": line, "chat": chat, "b24_chat": _openline_chat(line, row.e164)}
+
+
+def _openline_chat(line, phone: str) -> str | None:
+    """On a line bound to an Open Line: the client's Open Lines chat we know of (whichever card it is bound to)."""
+    return mirror.chat_for_card(g.portal.id, line.id, phone) if line is not None else None
+
+
+def _messenger_link(b24_chat: str | None) -> str | None:
+    """The chat's address in the portal's messenger: shown where no Bitrix24 frame can open it (debug page)."""
+    if not b24_chat or g.portal.kind != "bitrix":
+        return None
+    return f"https://{g.portal.domain}/online/?IM_LINES=chat{b24_chat}"
 
 
 def _known_chat(line_id: str, phone: str, chat_id: str):
@@ -212,7 +226,7 @@ def phone_row():
     if status.state == YES and line is not None and line.can_send and status.chat_id:
         chat = service.find_chat(g.portal, line.id, row.e164, status.chat_id)
     return fragment("widget/_phone_row.html", entity_type=entity_type, entity_id=entity_id,
-                    row=row, status=status, line=line, chat=chat)
+                    row=row, status=status, line=line, chat=chat, b24_chat=_openline_chat(line, row.e164))
 
 
 def _card_row(entity_type: int, entity_id: int):
@@ -270,11 +284,22 @@ def create_chat():
     row, line, chat_id = target
     if not line.can_send:
         return error_response("line", retry=False, state=t("state_" + line.status))
+    b24_chat = None
+    if mirror.binding_of(g.portal.id, line.id) is not None:
+        # The line serves an Open Line: the chat is the client's Open Lines chat, opened in the messenger.
+        try:
+            b24_chat = mirror.start_chat(g.portal, line.id, row.e164, g.user.id,
+                                         mirror.address_holder(entity_type, entity_id, row.owners))
+        except mirror.ChatError:
+            return error_response("openline", retry=False)
     service.create_chat(g.portal, line.id, row.e164, chat_id)
     open_event = {"line": line.id, "phone": row.e164, "entity_type": entity_type, "entity_id": entity_id}
+    if b24_chat:
+        open_event["b24_chat"] = b24_chat
     return fragment("widget/_phone_row.html", trigger={"olchat-open-chat": open_event},
                     entity_type=entity_type, entity_id=entity_id, row=row,
-                    status=Status(YES, chat_id), line=line, chat=True)
+                    status=Status(YES, chat_id), line=line, chat=True, b24_chat=b24_chat,
+                    b24_link=_messenger_link(b24_chat))
 
 
 # ---------------------------------------------------------------- send (F10, B6)
@@ -289,7 +314,7 @@ def compose():
         return target
     row, line, _ = target
     return fragment("widget/_compose.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
-                    key=uuid.uuid4().hex, text="", notice=None)
+                    key=uuid.uuid4().hex, text="", notice=None, publish=_publish_box(line))
 
 
 @bp.post("/widget/send")
@@ -306,11 +331,15 @@ def send():
         return target
 
     row, line, chat_id = target
+    # «Публиковать в чат» is offered only on a line bound to an Open Line; unticked, the form sends nothing.
+    offered = _publish_box(line) is not None
+    publish = offered and request.form.get("publish") == "1"
 
     def form(notice, *, new_key=False, keep_text=True, confirm=False, trigger=None):
         return fragment("widget/_compose.html", trigger=trigger, entity_type=entity_type,
                         entity_id=entity_id, row=row, line=line, key=uuid.uuid4().hex if new_key else key,
-                        text=text if keep_text else "", notice=notice, confirm=confirm)
+                        text=text if keep_text else "", notice=notice, confirm=confirm,
+                        publish=publish if offered else None)
 
     if not text.strip():
         return form({"kind": "error", "text": t("empty_message")})
@@ -329,6 +358,8 @@ def send():
                         line_id=line.id, phone=row.e164, chat_id=chat_id, text=text)
     if message.status == SENT:
         service.create_chat(g.portal, line.id, row.e164, chat_id)
+        if publish:
+            _publish(message)
         event = {"line": line.id, "phone": row.e164}
         return form({"kind": "ok", "text": t("sent")}, new_key=True, keep_text=False,
                     trigger={"olchat-message-sent": event})
@@ -342,6 +373,22 @@ def send():
         return form({"kind": "error", "text": t("send_failed") + ". " + t(reason, state=t("state_FAILED"))},
                     new_key=True)
     return form({"kind": "warning", "text": t("err_busy_body")})
+
+
+def _publish_box(line) -> bool | None:
+    """«Публиковать в чат» as a fresh form shows it: ticked on a line bound to an Open Line (as in the
+    original product); None where it is not offered."""
+    return True if mirror.binding_of(g.portal.id, line.id) is not None else None
+
+
+def _publish(message) -> None:
+    """Queue the sent message for the Open Lines chat; the send is done whatever Bitrix24 does later."""
+    row_id = mirror.publish_send(g.portal.id, message)
+    if row_id is not None:
+        try:
+            enqueue("deliver_mirror", row_id)
+        except Exception:  # noqa: BLE001 - the queue refused (or, immediate, Bitrix24 failed): the sweep retries
+            current_app.logger.warning("mirror of message %s left for the sweep", message.id)
 
 
 # ---------------------------------------------------------------- history (F11)
@@ -386,4 +433,4 @@ def app_chat_body():
         return target
     row, line, _ = target
     return fragment("widget/_chat_view.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
-                    key=uuid.uuid4().hex)
+                    key=uuid.uuid4().hex, publish=_publish_box(line))

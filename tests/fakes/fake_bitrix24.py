@@ -33,7 +33,9 @@ What it models, and where the behaviour comes from:
   denied item answer ``ACCESS_DENIED``, lists leave it out.
 * The Open Lines bridge (OPENLINES.md): ``imconnector.register/unregister/activate/status/
   connector.data.set/send.messages/send.status.delivery``, ``imopenlines.session.open``,
-  ``imopenlines.dialog.get``, ``imopenlines.crm.chat.getLastId``; chats keyed by the user code
+  ``imopenlines.dialog.get``, ``imopenlines.crm.chat.getLastId``, ``im.message.add`` into
+  ``chat<CHAT_ID>``, the messenger field IM of ``crm.lead/contact/company.update``
+  (``messenger_addresses``); chats keyed by the user code
   ``<connector>|<LINE>|<chat.id>|<user.id>``, no de-duplication of message ids, "hung" messages
   on an inactive line, a CRM tracker (CHAT_GROUP=N) with duplicate control by phone. Test
   helpers: ``openline_chats``, ``messages_in``, ``delivered``, ``hung_messages``, ``line``,
@@ -518,6 +520,11 @@ class FakeBitrix24:
         with self._lock:
             chat_id = self._ol_by_code.get(_strip_imol(user_code))
             return None if chat_id is None else self._chat_summary(self._ol[chat_id])
+
+    def messenger_addresses(self, entity_type_id: int, entity_id: int) -> list[dict]:
+        """The IM entries crm.*.update gave a record (copies)."""
+        with self._lock:
+            return [dict(e) for e in self.items[(entity_type_id, entity_id)].get("_im", [])]
 
     def messages_in(self, chat_id: int | str) -> list[dict]:
         """The messages recorded in a chat, oldest first, duplicates included (copies)."""
@@ -1259,7 +1266,15 @@ def _imconnector_send_messages(fake: FakeBitrix24, user_id: int, params: dict):
 
 
 def _crm_tracker(fake: FakeBitrix24, chat: dict) -> None:
-    """CHAT_GROUP=N: attach the new chat to the one open lead with the client's phone, else create a lead."""
+    """CHAT_GROUP=N: attach the new chat to the record whose messenger field (IM, OPENLINE) holds the chat's
+    ``imol|<user code>`` -- where Bitrix24 keeps which client a chat is (crm.lead.get shows such an IM entry;
+    that the tracker looks it up first is a guess) -- else to the one open lead with the client's phone,
+    else create a lead."""
+    address = "imol|" + chat["user_code"]
+    for (t, i), record in sorted(fake.items.items()):
+        if t in (LEAD, CONTACT, COMPANY) and any(im["VALUE"] == address for im in record.get("_im", [])):
+            fake._bind(chat, {LEAD: "lead", CONTACT: "contact", COMPANY: "company"}[t], i)
+            return
     digits = re.sub(r"\D", "", str(chat["user"].get("phone") or ""))
     if digits:
         leads = [r for (t, _), r in sorted(fake.items.items())
@@ -1339,6 +1354,48 @@ def _imopenlines_dialog_get(fake: FakeBitrix24, user_id: int, params: dict):
             "owner": 0, "type": "lines"}
 
 
+def _crm_entity_update(entity_type_id: int) -> Callable:
+    """crm.lead/contact/company.update (id, fields): only the messenger field IM is modelled here --
+    entries without an ID are added (the multifield rule of the old crm.* methods), others left."""
+    def update(fake: FakeBitrix24, user_id: int, params: dict):
+        record = fake.items.get((entity_type_id, _int_or_none(params.get("id")) or 0))
+        if record is None:
+            raise FakeError("", "Not found", 400)
+        if not fake.can_read(user_id, entity_type_id, record["id"]):
+            raise FakeError("", "Access denied.", 400)
+        fields = params.get("fields") if isinstance(params.get("fields"), dict) else {}
+        for entry in as_list(fields.get("IM") or []):
+            if isinstance(entry, dict) and entry.get("VALUE") and not entry.get("ID"):
+                fake._fm_seq += 1
+                record.setdefault("_im", []).append({"ID": fake._fm_seq, "VALUE": str(entry["VALUE"]),
+                                                     "VALUE_TYPE": str(entry.get("VALUE_TYPE") or "OTHER"),
+                                                     "TYPE_ID": "IM"})
+        return True
+    return update
+
+
+def _im_message_add(fake: FakeBitrix24, user_id: int, params: dict):
+    """im.message.add (api-reference/chats/messages/im-message-add.md) into an Open Lines chat ``chat<CHAT_ID>``;
+    other dialogs are not modelled. SYSTEM=Y records a system message."""
+    p = _upper(params)
+    fake.ol_callers.append(("im.message.add", user_id))
+    dialog = str(p.get("DIALOG_ID") or "")
+    if not dialog:
+        raise FakeError("CHAT_ID_EMPTY", "Recipient chat identifier is not specified when sending a message in a chat",
+                        400)
+    if p.get("MESSAGE") in (None, "") and not p.get("ATTACH"):
+        raise FakeError("MESSAGE_EMPTY", "Message text is not provided", 400)
+    m = re.fullmatch(r"chat(\d+)", dialog)
+    chat = fake._ol.get(int(m.group(1))) if m else None
+    if chat is None:
+        raise FakeError("ACCESS_ERROR", "Insufficient permissions to send a message", 400)
+    message_id = fake._next("message")
+    chat["messages"].append({"id": message_id, "author": "system" if _yes(p.get("SYSTEM"), False) else "user",
+                             "user_id": user_id, "external_id": None, "text": str(p["MESSAGE"]), "files": [],
+                             "date": int(time.time())})
+    return message_id
+
+
 def _imopenlines_crm_chat_get_last_id(fake: FakeBitrix24, user_id: int, params: dict):
     chats = _imopenlines_crm_chat_get(fake, user_id, dict(params, ACTIVE_ONLY="N"))
     if not chats:
@@ -1377,6 +1434,10 @@ _METHODS: dict[str, Callable] = {
     "imopenlines.session.open": _imopenlines_session_open,
     "imopenlines.dialog.get": _imopenlines_dialog_get,
     "imopenlines.crm.chat.getlastid": _imopenlines_crm_chat_get_last_id,
+    "im.message.add": _im_message_add,
+    "crm.lead.update": _crm_entity_update(LEAD),
+    "crm.contact.update": _crm_entity_update(CONTACT),
+    "crm.company.update": _crm_entity_update(COMPANY),
 }
 
 
