@@ -55,6 +55,10 @@ def init_jobs(app) -> None:
 
     # Every minute: chats whose job gave up or whose consumer died are queued again.
     huey.periodic_task(crontab(minute="*"), name="sweep_inbound")(in_app(inbound.sweep))
+    from .bridge import media
+
+    # Hourly: clients' files whose signed URLs have all expired are deleted.
+    huey.periodic_task(crontab(minute="17"), name="forget_bridge_files")(in_app(media.forget_old_files))
 
 
 def enqueue(name: str, *args) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from ..models import BridgeMessage, OpenLineBinding, Portal, db, utcnow
+from . import media
 from .ids import clean_name, client_id
 
 MESSAGE_EVENTS = ("message", "message.any")
@@ -59,6 +60,7 @@ def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
         "date": int(stamp) if isinstance(stamp, (int, float)) and stamp > 0 else None,
         "name": clean_name(_push_name(payload)),
         "has_media": bool(payload.get("hasMedia")),
+        "media": media.describe(payload),
     }
     chats = []
     for portal in portals:
@@ -87,11 +89,17 @@ def deliver_chat(portal_id: int, line_id: str, client: str) -> int:
     if not rows:
         return 0
     portal = db.session.get(Portal, portal_id)
+    # Files first: WAHA deletes them within minutes, whatever Bitrix24 answers below.
+    rows, waiting = media.settle_inbound(portal, rows)
+    if waiting:
+        _release(waiting, "file not received yet")
+        if not rows:
+            raise Retry("a file could not be downloaded yet")
     connector = current_app.config["OLCHAT_CONNECTOR_ID"]
     messages = []
     for row in rows:
         part = json.loads(row.payload)
-        message = {"id": row.source_id, "text": part.get("text") or ("[файл]" if part.get("has_media") else " ")}
+        message = media.dress({"id": row.source_id, "text": part.get("text") or " "}, part, portal_id)
         if part.get("date"):
             message["date"] = part["date"]
         messages.append({"user": {"id": client, "name": part.get("name") or "WhatsApp", "phone": "+" + client},
@@ -106,6 +114,8 @@ def deliver_chat(portal_id: int, line_id: str, client: str) -> int:
     for row, chat_id in zip(rows, chat_ids):
         row.status, row.target_id, row.error = "delivered", chat_id, None
     db.session.commit()
+    if waiting:
+        raise Retry("a file could not be downloaded yet")  # the rows after it go on the retry
     return len(rows)
 
 
