@@ -262,7 +262,7 @@ class Sent:
 def send_parts(portal: Portal, row: BridgeMessage, text: str, files: list[dict], *, last_try: bool,
                tell) -> Sent:
     """Send the text, then each file, once each; ``tell(reason, file_name)`` informs the operator."""
-    from ..gateway.outbox import FAILED, SENT, OutgoingFile, send_once, sent_before
+    from ..gateway.outbox import FAILED, PENDING, SENT, OutgoingFile, send_once, sent_before
     from ..runtime import gateway_for
 
     gateway = gateway_for(portal)
@@ -307,8 +307,9 @@ def send_parts(portal: Portal, row: BridgeMessage, text: str, files: list[dict],
             else:
                 result.failure = sent.error or "unavailable"
             return result
-        elif file is None:
-            raise RuntimeError(f"send {sent.status}: retried later")  # unknown: the outbox reconciles on the retry
+        elif file is None or sent.status == PENDING:
+            # Unknown text: the outbox reconciles it on the retry. Pending: another consumer has it in hand.
+            raise RuntimeError(f"send {sent.status}: retried later")
         else:
             # A file's unknown outcome can't be looked up (no pre-generated id): never sent twice on a guess.
             done[str(n)] = UNCONFIRMED

@@ -224,3 +224,82 @@ def test_a_file_link_off_the_portal_is_not_fetched_and_the_operator_is_told(serv
     notes = [m["text"] for m in fake.messages_in(chat["CHAT_ID"]) if m["author"] == "system"]
     assert notes == ["Файл «evil.pdf» не доставлен в WhatsApp: ссылка ведёт не на ваш портал Bitrix24, "
                      "файл не загружен."]
+
+
+def test_a_file_whose_send_outcome_is_unknown_is_not_sent_again_and_the_operator_is_asked_to_check(
+        served, fake, waha):
+    app, url = served
+    connect_open_line(app, fake, url)
+    waha.client_writes("sales", IVAN, "Пришлите счёт")
+    waha.fail[SEND_FILE] = "drop"  # the connection breaks after the request left: it may have gone out
+    reply = operator_sends_image_and_pdf(fake)
+    waha.fail.clear()
+    with app.app_context():
+        row = db.session.scalar(db.select(BridgeMessage).filter_by(direction="out"))
+    run_task(app, "deliver_outbound", row.id)  # a duplicate run of the job
+    assert (waha.count(SEND_TEXT), waha.count(SEND_IMAGE), waha.count(SEND_FILE)) == (1, 1, 1)
+    notes = [m["text"] for m in fake.messages_in(reply["chat_id"]) if m["author"] == "system"]
+    assert len(notes) == 1 and notes[0].startswith("Файл «счёт.pdf» не доставлен") and "проверьте чат" in notes[0]
+    [delivered] = [d for d in fake.delivered() if str(d["message_id"]) == str(reply["message_id"])]
+    assert len(delivered["external_ids"]) == 2  # the text and the photo
+
+
+def test_an_operators_voice_message_goes_as_voice_converted(served, fake, waha):
+    from tests.fakes.fake_waha import SEND_VOICE
+
+    app, url = served
+    connect_open_line(app, fake, url)
+    waha.client_writes("sales", IVAN, "Алло")
+    fake.operator_reply(only_chat(fake), "", user_id=1, files=[
+        {"name": "голос.ogg", "content": b"OggS" + bytes(300), "mime": "audio/ogg"}])
+    # Only the signature besides the file: the file is the whole message.
+    assert (waha.count(SEND_TEXT), waha.count(SEND_VOICE)) == (0, 1)
+    assert json.loads(waha.exchanges(SEND_VOICE)[0].body)["convert"] is True
+
+
+@pytest.mark.parametrize("mime, kind", [("image/jpeg", "image"), ("image/png", "image"), ("image/webp", "image"),
+                                        ("image/gif", "file"), ("image/svg+xml", "file"), ("audio/mpeg", "voice"),
+                                        ("audio/ogg; codecs=opus", "voice"), ("video/mp4", "video"),
+                                        ("application/pdf", "file"), ("", "file")])
+def test_what_a_file_is_sent_as(mime, kind):
+    assert media.kind_of(mime) == kind
+
+
+def test_kept_files_are_forgotten_once_no_url_to_them_can_be_valid(served, fake, waha):
+    app, url = served
+    connect_open_line(app, fake, url)
+    client_sends_photo(waha)
+    with app.app_context():
+        assert media.forget_old_files() == 0
+        app.extensions["olchat_clock"].advance(app.config["OLCHAT_MEDIA_URL_TTL"] + 2 * 3600)
+        assert media.forget_old_files() == 1
+        assert db.session.scalar(db.select(BridgeFile)) is None
+
+
+@pytest.fixture
+def served_on_a_queue(tmp_path, fake, waha):
+    """Jobs on the SQLite queue, retried 0.2 s apart, run by a consumer the test starts."""
+    yield from _serve(tmp_path, fake, waha, OLCHAT_JOBS_IMMEDIATE=False, OLCHAT_JOB_RETRY_DELAY=0.2)
+
+
+def test_on_the_queue_the_retry_sends_the_failed_file_and_nothing_else_again(served_on_a_queue, fake, waha):
+    from olchat_widget.jobs import queue_of
+    from tests.bridge.test_bridge_e2e import wait_for
+
+    app, url = served_on_a_queue
+    connect_open_line(app, fake, url)
+    consumer = queue_of(app).create_consumer(workers=1, worker_type="thread", periodic=False)
+    consumer.start()
+    try:
+        waha.client_writes("sales", IVAN, "Пришлите счёт")
+        assert wait_for(lambda: any(c["user_external_id"] == IVAN for c in fake.openline_chats()))
+        waha.fail[SEND_FILE] = "500"
+        reply = operator_sends_image_and_pdf(fake)
+        assert wait_for(lambda: waha.count(SEND_FILE) >= 1)
+        waha.fail.clear()  # WAHA is back before the retries run out
+        assert wait_for(lambda: any(str(d["message_id"]) == str(reply["message_id"]) for d in fake.delivered()))
+    finally:
+        consumer.stop(graceful=True)
+    went = [ex for ex in waha.exchanges(SEND_FILE) if ex.status == 201]
+    assert len(went) == 1 and file_sent(went[0])[0] == "счёт.pdf"
+    assert (waha.count(SEND_TEXT), waha.count(SEND_IMAGE)) == (1, 1)
