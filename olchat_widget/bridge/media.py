@@ -49,10 +49,10 @@ def describe(payload: dict) -> dict | None:
         return None
     media = payload.get("media") if isinstance(payload.get("media"), dict) else {}
     url = media.get("url") or payload.get("mediaUrl")
-    return {"url": url if isinstance(url, str) else "",
+    # No URL: WAHA could not fetch it from WhatsApp (media.error) or keeps no files (WHATSAPP_DOWNLOAD_MEDIA).
+    return {"url": url[:2000] if isinstance(url, str) else "",
             "mimetype": str(media.get("mimetype") or "")[:128],
             "filename": str(media.get("filename") or "")[:200],
-            "error": bool(media.get("error")),
             # Bitrix24 fetches our URL itself: without OLCHAT_PUBLIC_URL, the address WAHA reached us at.
             "base": request.url_root if has_request_context() else ""}
 
