@@ -34,12 +34,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .admin.views import bp as admin_bp
     from .widget.views import bp as widget_bp
 
+    from .bridge.media import bp as bridge_media_bp
     from .bridge.views import bp as bridge_bp
     from .jobs import init_jobs
 
     app.register_blueprint(widget_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(bridge_bp)
+    app.register_blueprint(bridge_media_bp)
     init_jobs(app)
     _register_bitrix(app)
 

@@ -88,6 +88,14 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_CONNECTOR_ID": "olchat_whatsapp",
     # «Показывать имя сотрудника» for replies from Open Lines: the operator's name goes out first.
     "OLCHAT_OL_SHOW_OPERATOR_NAME": True,
+    # Files across the bridge (bridge/media.py): the largest carried, bytes; how long Bitrix24's
+    # signed URL to a client's file stays valid, seconds; how many tries a download gets.
+    "OLCHAT_MEDIA_MAX_BYTES": 100 * 1024 * 1024,
+    "OLCHAT_MEDIA_URL_TTL": 24 * 3600,
+    "OLCHAT_MEDIA_TRIES": 3,
+    # The app's address on the internet (https://olchat.example.com), for URLs Bitrix24 fetches
+    # itself; empty: the address WAHA posted its webhook to.
+    "OLCHAT_PUBLIC_URL": "",
     # How long a request waits for the database (SQLite lock, PostgreSQL pool, connect, row lock)
     # before the widget says «сервис временно недоступен» (503), seconds.
     "OLCHAT_DB_TIMEOUT": 3.0,

@@ -62,6 +62,10 @@ def init_jobs(app) -> None:
     huey.periodic_task(crontab(minute="*"), name="sweep_inbound")(in_app(inbound.sweep))
     # Likewise for messages mirrored into Open Lines (widget sends, the phone's own).
     huey.periodic_task(crontab(minute="*"), name="sweep_mirror")(in_app(mirror.sweep))
+    from .bridge import media
+
+    # Hourly: clients' files whose signed URLs have all expired are deleted.
+    huey.periodic_task(crontab(minute="17"), name="forget_bridge_files")(in_app(media.forget_old_files))
 
 
 def enqueue(name: str, *args) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import event, Float, ForeignKey, Integer, String, Text, UniqueConstraint, Index
+from sqlalchemy import event, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -306,3 +306,24 @@ class BridgeMessage(db.Model):
     error: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class BridgeFile(db.Model):
+    """A file a client sent over WhatsApp, kept for Bitrix24 to fetch by our signed URL (bridge/media.py).
+
+    The bytes are in the database rather than the instance folder: the consumer
+    that downloads the file and the web process Bitrix24 asks for it may run on
+    different machines (the Redis queue), and the database is what they share.
+    A periodic job deletes files once no URL to them can still be valid.
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "message_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(String(255))  # the WhatsApp message it came with
+    name: Mapped[str] = mapped_column(String(255))
+    mime: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(Integer)
+    # Loaded only when the file is served, never with the row's other fields.
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -15,16 +15,19 @@ must agree on it), not with the app clock, which tests pin.
 from __future__ import annotations
 
 import math
+import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import case, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..models import RestBucket, db
 
 INFINITE = math.inf
+_MAKING = threading.Lock()
 
 
 class BucketWaitTooLong(Exception):
@@ -40,10 +43,15 @@ class Limits:
 class SqlStore:
     """The levels in the RestBucket table: one atomic UPDATE per request, so concurrent takers never both win.
 
-    It runs on a connection of its own: a job's session may be mid-transaction
+    It runs on connections of its own: a job's session may be mid-transaction
     when it calls Bitrix24, and the level must be visible to the other
-    consumers at once, not when that job commits.
+    consumers at once, not when that job commits. On SQLite that is a file of
+    its own too (sqlite_engine): a lock on SQLite is the whole file's, so a
+    job that wrote a row before calling Bitrix24 would wait for itself.
     """
+
+    def __init__(self, engine):
+        self.engine = engine
 
     def reserve(self, portal_id: int, now: float, limits: Limits, ceiling: float) -> float:
         """Add one request if the bucket stays ≤ ceiling; return 0, or the seconds to wait before trying again."""
@@ -52,7 +60,7 @@ class SqlStore:
         drained = table.c.level - elapsed * limits.rate
         level_now = case((drained < 0, 0.0), else_=drained)
         for _ in range(3):
-            with db.engine.begin() as conn:
+            with self.engine.begin() as conn:
                 cond = [table.c.portal_id == portal_id]
                 if ceiling != INFINITE:
                     cond.append(level_now + 1 <= ceiling)
@@ -69,7 +77,7 @@ class SqlStore:
             if row is not None:
                 continue  # made by another process between our update and our read: update it now
             try:
-                with db.engine.begin() as conn:
+                with self.engine.begin() as conn:
                     conn.execute(insert(table).values(portal_id=portal_id, level=0.0, updated=now))
             except IntegrityError:
                 pass  # another process made it first: take from theirs
@@ -139,10 +147,36 @@ class PortalBuckets:
 def buckets_of(app) -> PortalBuckets:
     """The app's buckets (made once per process)."""
     existing = app.extensions.get("olchat_b24_buckets")
-    if existing is None:
+    if existing is not None:
+        return existing
+    with _MAKING:  # a consumer's threads start together: one engine, one CREATE TABLE
+        existing = app.extensions.get("olchat_b24_buckets")
+        if existing is not None:
+            return existing
         cfg = app.config
-        store = RedisStore(cfg["OLCHAT_REDIS_URL"]) if cfg["OLCHAT_REDIS_URL"] else SqlStore()
+        store = RedisStore(cfg["OLCHAT_REDIS_URL"]) if cfg["OLCHAT_REDIS_URL"] else SqlStore(_sql_engine(app))
         existing = PortalBuckets(store, Limits(cfg["OLCHAT_B24_RATE"], cfg["OLCHAT_B24_BURST"]),
                                  cfg["OLCHAT_B24_WORKER_RESERVE"])
         app.extensions["olchat_b24_buckets"] = existing
     return existing
+
+
+def _sql_engine(app):
+    """The database engine for the levels: the app's own, or beside an SQLite database a file of their own."""
+    if db.engine.dialect.name != "sqlite":
+        return db.engine
+    return sqlite_engine(Path(app.config["OLCHAT_JOBS_PATH"] or Path(app.instance_path) / "jobs.sqlite3")
+                         .with_name("rest_buckets.sqlite3"), app.config["OLCHAT_DB_TIMEOUT"])
+
+
+def sqlite_engine(path: Path, timeout: float):
+    """An SQLite file holding only the RestBucket table (made on first use)."""
+    from sqlalchemy import create_engine
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": timeout, "check_same_thread": False})
+    try:
+        RestBucket.__table__.create(engine, checkfirst=True)
+    except OperationalError:
+        pass  # another process made it between the check and the CREATE
+    return engine

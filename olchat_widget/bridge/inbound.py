@@ -18,6 +18,7 @@ from huey.exceptions import RetryTask
 from sqlalchemy.exc import IntegrityError
 
 from ..models import BridgeMessage, OpenLineBinding, Portal, db, utcnow
+from . import media
 from .ids import clean_name, client_id
 
 MESSAGE_EVENTS = ("message", "message.any")
@@ -61,6 +62,7 @@ def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
         "date": int(stamp) if isinstance(stamp, (int, float)) and stamp > 0 else None,
         "name": clean_name(_push_name(payload)),
         "has_media": bool(payload.get("hasMedia")),
+        "media": media.describe(payload),
     }
     chats = []
     for portal in portals:
@@ -105,11 +107,17 @@ def _send_batch(portal_id: int, client: str, rows: list[BridgeMessage]) -> int:
     from ..b24.client import B24Error
 
     portal = db.session.get(Portal, portal_id)
+    # Files first: WAHA deletes them within minutes, whatever Bitrix24 answers below.
+    rows, waiting = media.settle_inbound(portal, rows)
+    if waiting:
+        _release(waiting, "file not received yet")
+        if not rows:
+            raise RetryTask(delay=backoff(max(row.attempts for row in waiting)))  # a file is not received yet
     connector = current_app.config["OLCHAT_CONNECTOR_ID"]
     messages = []
     for row in rows:
         part = json.loads(row.payload)
-        message = {"id": row.source_id, "text": part.get("text") or ("[файл]" if part.get("has_media") else " ")}
+        message = media.dress({"id": row.source_id, "text": part.get("text") or " "}, part, portal_id)
         if part.get("date"):
             message["date"] = part["date"]
         messages.append({"user": {"id": client, "name": part.get("name") or "WhatsApp", "phone": "+" + client},
@@ -127,6 +135,9 @@ def _send_batch(portal_id: int, client: str, rows: list[BridgeMessage]) -> int:
     for row, chat_id in zip(rows, chat_ids):
         row.status, row.target_id, row.error = "delivered", chat_id, None
     db.session.commit()
+    if waiting:
+        # A file is not received yet: the rows from it on go on the retry, in order.
+        raise RetryTask(delay=backoff(max(row.attempts for row in waiting)))
     return len(rows)
 
 

@@ -2,9 +2,11 @@
 
 The event is stored first, keyed by Bitrix24's message id, so a second
 delivery of the same event adds nothing. The job sends through the outbox
-(gateway/outbox.py) with the key ``ol:<message id>``: a consumer killed halfway
-leaves a row that the retry finds, looks up by its pre-generated WhatsApp id
-and never sends twice. Then Bitrix24 is told the message was delivered.
+(gateway/outbox.py) with the key ``ol:<message id>`` for the text and
+``ol:<message id>:<n>`` for each file (bridge/media.py): a consumer killed
+halfway leaves rows that the retry finds, skips or looks up by the
+pre-generated WhatsApp id, and never sends twice. Then Bitrix24 is told the
+message was delivered, with the WhatsApp id of every part.
 """
 from __future__ import annotations
 
@@ -88,54 +90,68 @@ def accept(portal: Portal, line: str, messages: list[dict]) -> list[int]:
 
 
 def deliver(row_id: int) -> str:
-    """Send one stored operator message to the client once; return its final status."""
+    """Send one stored operator message to the client once, text and each file a part; return its status."""
     from ..b24.client import B24Error
     from ..b24.portal import app_client
-    from ..gateway.outbox import FAILED, SENT, send_once
-    from ..runtime import gateway_for
+    from . import media
 
     row = db.session.get(BridgeMessage, row_id)
     if row is None or row.status in ("delivered", "failed"):
         return row.status if row else "gone"
     portal = db.session.get(Portal, row.portal_id)
+    row.attempts += 1
+    db.session.commit()
     part = json.loads(row.payload)
     text = to_whatsapp(part.get("text") or "", with_name=current_app.config["OLCHAT_OL_SHOW_OPERATOR_NAME"])
-    for file in part.get("files") or []:
-        # Files go as links until media sending lands (issue 13): the client still gets them.
-        if file.get("link"):
-            text = (text + "\n" if text else "") + f"{file.get('name') or 'файл'}: {file['link']}"
-    sent = send_once(gateway_for(portal), portal_id=portal.id, key=f"ol:{row.source_id}"[:64], user_id=None,
-                     line_id=row.line_id, phone="+" + row.client, chat_id=f"{row.client}@c.us", text=text or " ")
+    files = [f for f in part.get("files") or [] if isinstance(f, dict)]
+    if files and not to_whatsapp(part.get("text") or "", with_name=False):
+        text = ""  # only the operator's signature: the files are the message
+    elif not files:
+        text = text or " "
     client = app_client(portal)
     connector = current_app.config["OLCHAT_CONNECTOR_ID"]
-    if sent.status == SENT:
-        row.status, row.target_id = "delivered", sent.message_id
-        db.session.commit()
+    # The job's last run (huey runs it OLCHAT_JOB_RETRIES more times): a server still down is then a failure.
+    last_try = row.attempts > current_app.config["OLCHAT_JOB_RETRIES"]
+    sent = media.send_parts(portal, row, text, files, last_try=last_try,
+                            tell=lambda reason, name: _tell_operator(client, part.get("im_chat_id"), reason,
+                                                                     file_name=name))
+    if sent.retry:
+        raise RuntimeError("WhatsApp server unreachable: retried later")
+    ids = sent.ids
+    if ids:
+        row.status, row.target_id, row.error = "delivered", ids[0][:255], sent.failure
+    else:
+        row.status, row.error = "failed", sent.failure or "nothing_sent"  # each file's reason was told already
+    db.session.commit()
+    if sent.failure is not None:
+        _tell_operator(client, part.get("im_chat_id"), sent.failure)
+    if ids:
         try:
             client.call("imconnector.send.status.delivery", {"CONNECTOR": connector, "LINE": row.openline_id,
                         "MESSAGES": [{"im": {"chat_id": part.get("im_chat_id"), "message_id": row.source_id},
-                                      "message": {"id": [sent.message_id]}, "chat": {"id": row.client}}]})
+                                      "message": {"id": ids}, "chat": {"id": row.client}}]})
         except B24Error:
             pass  # the client has the message; only the tick in Bitrix24 is missing
-        return "delivered"
-    if sent.status == FAILED:
-        row.status, row.error = "failed", sent.error
-        db.session.commit()
-        _tell_operator(client, part.get("im_chat_id"), sent.error or "")
-        return "failed"
-    raise RuntimeError(f"send {sent.status}: retried later")  # unknown: the outbox reconciles on the retry
+    return row.status
 
 
-def _tell_operator(client, chat_id: str | None, reason: str) -> None:
+def _tell_operator(client, chat_id: str | None, reason: str, *, file_name: str | None = None) -> None:
     from ..b24.client import B24Error
 
     if not chat_id:
         return
     why = {"line_not_connected": "линия WhatsApp не подключена (нужен QR-код)",
            "unauthorized": "сервер WhatsApp не принял ключ API",
-           "rate_limited": "WhatsApp временно ограничил отправку"}.get(reason, "сервер WhatsApp недоступен")
+           "rate_limited": "WhatsApp временно ограничил отправку",
+           # A file's own troubles (bridge/media.py).
+           "foreign_link": "ссылка ведёт не на ваш портал Bitrix24, файл не загружен",
+           "too_large": "файл слишком большой",
+           "link_failed": "файл не удалось скачать с портала",
+           "unconfirmed": "сервер WhatsApp не подтвердил отправку — проверьте чат, прежде чем отправить снова",
+           }.get(reason, "сервер WhatsApp недоступен")
+    what = f"Файл «{file_name}» не доставлен" if file_name else "Сообщение не доставлено"
     try:
         client.call("im.message.add", {"DIALOG_ID": f"chat{chat_id}", "SYSTEM": "Y",
-                                       "MESSAGE": f"Сообщение не доставлено в WhatsApp: {why}."})
+                                       "MESSAGE": f"{what} в WhatsApp: {why}."})
     except B24Error:
         pass

@@ -7,7 +7,7 @@ widget never looks at error strings or HTTP codes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import BinaryIO, Protocol, Sequence
 
 # Line (session) states, as the gateway reports them.
 WORKING = "WORKING"
@@ -71,6 +71,11 @@ class HistoryPage:
     extra: dict = field(default_factory=dict)
 
 
+# What a file is sent as (WAHA's sendImage, sendVoice, sendVideo, sendFile).
+IMAGE, VOICE, VIDEO, DOCUMENT = "image", "voice", "video", "file"
+MEDIA_KINDS = (IMAGE, VOICE, VIDEO, DOCUMENT)
+
+
 @dataclass(frozen=True)
 class SentMessage:
     id: str
@@ -128,6 +133,18 @@ class GatewayNotFound(GatewayError):
     reason = "not_found"
 
 
+class MediaTooLarge(GatewayError):
+    """A file is larger than we accept to carry."""
+
+    reason = "too_large"
+
+
+class MediaRefused(GatewayError):
+    """A file address we will not fetch (another server than the line's, a foreign host)."""
+
+    reason = "refused"
+
+
 class BudgetExhausted(GatewayError):
     """The line's daily budget of number checks is spent (anti-ban guard)."""
 
@@ -158,6 +175,20 @@ class Gateway(Protocol):
 
     def find_message(self, line_id: str, chat_id: str, message_id: str) -> Message | None: ...
 
+    # The Open Lines bridge: files both ways.
+
+    def send_media(self, line_id: str, chat_id: str, kind: str, *, data: bytes, mimetype: str, filename: str,
+                   caption: str = "") -> SentMessage:
+        """Send a file as ``kind`` (IMAGE, VOICE, VIDEO, DOCUMENT); no pre-generated id (see outbox)."""
+        ...
+
+    def download_media(self, line_id: str, url: str, sink: BinaryIO, *, max_bytes: int) -> str:
+        """Write a received file (the ``media.url`` of a message) into ``sink``; return its MIME type.
+
+        Raises GatewayNotFound when the file is gone, MediaTooLarge past ``max_bytes``.
+        """
+        ...
+
 
 class NoLines:
     """The gateway of a portal that connected no WhatsApp server: no lines, nothing to reach.
@@ -173,3 +204,4 @@ class NoLines:
         raise GatewayNotFound("no WhatsApp lines are connected", line_id=line_id)
 
     check_exists = find_chat = history = new_message_id = send_text = find_message = _none
+    send_media = download_media = _none

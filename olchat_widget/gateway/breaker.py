@@ -144,6 +144,14 @@ class BreakerGateway:
         """Look a sent message up, unless the circuit is open."""
         return self._through("find_message", line_id, line_id, chat_id, message_id)
 
+    def send_media(self, line_id: str, chat_id: str, kind: str, **kwargs: Any) -> SentMessage:
+        """Send a file, unless the circuit is open (then nothing was sent)."""
+        return self._through("send_media", line_id, line_id, chat_id, kind, **kwargs)
+
+    def download_media(self, line_id: str, url: str, sink: Any, *, max_bytes: int) -> str:
+        """Download a received file, unless the circuit is open."""
+        return self._through("download_media", line_id, line_id, url, sink, max_bytes=max_bytes)
+
 
 _registry_lock = threading.Lock()
 

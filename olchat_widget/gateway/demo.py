@@ -134,6 +134,24 @@ class DemoGateway:
                 chat.append(Message(id=message_id, from_me=True, text=text, timestamp=now, ack="SERVER"))
         return SentMessage(id=message_id, timestamp=now, ack="SERVER")
 
+    def send_media(self, line_id: str, chat_id: str, kind: str, *, data: bytes, mimetype: str, filename: str,
+                   caption: str = "") -> SentMessage:
+        """Keep a sent file as a message with media (the caption, or the file's name, as its text)."""
+        self._enter("send_media")
+        self._working_line(line_id)
+        now = unix_now()
+        message_id = f"true_{chat_id}_{uuid.uuid4().hex[:20].upper()}"
+        with self._lock:
+            self.chats.setdefault((line_id, chat_id), []).append(
+                Message(id=message_id, from_me=True, text=caption or f"[{kind}] {filename}", timestamp=now,
+                        ack="SERVER", has_media=True))
+        return SentMessage(id=message_id, timestamp=now, ack="SERVER")
+
+    def download_media(self, line_id: str, url: str, sink, *, max_bytes: int) -> str:
+        """The demo's clients send no files: there is nothing to download."""
+        self._enter("download_media")
+        raise GatewayNotFound("the demo gateway keeps no received files", line_id=line_id)
+
     def find_message(self, line_id: str, chat_id: str, message_id: str) -> Message | None:
         self._enter("find_message")
         for m in self.chats.get((line_id, chat_id), []):

@@ -7,17 +7,19 @@ Every WAHA answer that is not a success becomes one of the typed errors of
 """
 from __future__ import annotations
 
+import base64
 import re
-from typing import Any, Mapping, Sequence
-from urllib.parse import quote
+from typing import Any, BinaryIO, Mapping, Sequence
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from .base import (FAILED, SCAN_QR_CODE, STARTING, STOPPED, WORKING, ChatRef, GatewayError, GatewayNotFound,
-                   GatewayRateLimited, GatewayTimeout, GatewayUnauthorized, GatewayUnavailable, HistoryPage, Line,
-                   LineNotConnected, Message, Presence, SentMessage)
+from .base import (DOCUMENT, FAILED, IMAGE, SCAN_QR_CODE, STARTING, STOPPED, VIDEO, VOICE, WORKING, ChatRef,
+                   GatewayError, GatewayNotFound, GatewayRateLimited, GatewayTimeout, GatewayUnauthorized,
+                   GatewayUnavailable, HistoryPage, Line, LineNotConnected, MediaRefused, MediaTooLarge, Message, Presence,
+                   SentMessage)
 from .egress import EgressPolicy, OutboundAddressRefused, guarded_session, parse_base_url
 
 # WAHA's numeric ack → the delivery state names the widget shows.
@@ -39,6 +41,7 @@ _NOISE_KEYS = frozenset({"stack", "request", "version", "timestamp", "path", "ur
 # A message is found back by its full WAHA id; a pre-generated id is only its last part.
 _SERIALISED_ID = re.compile(r"^(?:true|false)_")
 _RECONCILE_SCAN = 50
+_MEDIA_ENDPOINTS = {IMAGE: "sendImage", VOICE: "sendVoice", VIDEO: "sendVideo", DOCUMENT: "sendFile"}
 
 
 class WahaGateway:
@@ -184,6 +187,92 @@ class WahaGateway:
                 return _message(item)
         return None
 
+    # ------------------------------------------------------------ media (the Open Lines bridge)
+
+    def send_media(self, line_id: str, chat_id: str, kind: str, *, data: bytes, mimetype: str, filename: str,
+                   caption: str = "") -> SentMessage:
+        """Send a file through sendImage / sendVoice / sendVideo / sendFile, the bytes inline (base64).
+
+        The file goes inline rather than as a URL for WAHA to fetch: the operator's
+        link is short-lived and needs no WAHA → Bitrix24 route. The media endpoints
+        take no pre-generated id (see the contract), so the outbox never resends a
+        file whose outcome is unknown.
+        """
+        self._own(line_id)
+        if kind not in _MEDIA_ENDPOINTS:
+            raise GatewayError(f"unknown media kind {kind!r}", line_id=line_id)
+        file = {"mimetype": mimetype or "application/octet-stream", "filename": filename or "file",
+                "data": base64.b64encode(data).decode("ascii")}
+        body: dict[str, Any] = {"session": line_id, "chatId": chat_id, "file": file}
+        if kind in (VOICE, VIDEO):
+            body["convert"] = True  # WhatsApp plays only OGG/Opus voice and H.264 video: WAHA converts
+        if caption and kind != VOICE:  # a voice message has no caption
+            body["caption"] = caption
+        endpoint = _MEDIA_ENDPOINTS[kind]
+        answer = self._call("POST", f"/api/{endpoint}", op=endpoint, line_id=line_id, json=body, sending=True)
+        return SentMessage(id=_sent_id(answer) if isinstance(answer, dict) else "", ack=None)
+
+    def download_media(self, line_id: str, url: str, sink: BinaryIO, *, max_bytes: int) -> str:
+        """Stream a received file (``media.url``) into ``sink``, at most ``max_bytes``; return its MIME type.
+
+        The URL comes in a webhook; it is fetched, with our API key, only when it
+        points at this very server's file store — any other address is refused
+        (the key must never go elsewhere, and a webhook must not make us fetch
+        arbitrary addresses).
+        """
+        self._own(line_id)
+        if not self._serves(url):
+            raise MediaRefused("the media URL is not on this WAHA server", line_id=line_id)
+        if self._refusal is not None:
+            raise OutboundAddressRefused(str(self._refusal), kind=self._refusal.kind)
+        headers = {"Accept": "*/*"}
+        if self._api_key:
+            headers["X-Api-Key"] = self._api_key
+        try:
+            with self._http.get(url, headers=headers, timeout=self.timeout, stream=True,
+                                allow_redirects=False) as resp:
+                if resp.status_code in (401, 403):
+                    raise GatewayUnauthorized("WAHA file: API key refused", line_id=line_id)
+                if resp.status_code == 404:
+                    raise GatewayNotFound("WAHA file: gone (deleted after WHATSAPP_FILES_LIFETIME)", line_id=line_id)
+                if resp.status_code != 200:
+                    raise GatewayUnavailable(f"WAHA file: HTTP {resp.status_code}", line_id=line_id)
+                declared = resp.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise MediaTooLarge(f"WAHA file: {declared} bytes", line_id=line_id)
+                size = 0
+                for chunk in resp.iter_content(1 << 16):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise MediaTooLarge(f"WAHA file: over {max_bytes} bytes", line_id=line_id)
+                    sink.write(chunk)
+                return (resp.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
+        except requests.Timeout as exc:
+            raise GatewayUnavailable("WAHA file: no answer in time", line_id=line_id) from exc
+        except requests.RequestException as exc:
+            raise GatewayUnavailable("WAHA file: cannot reach the server", line_id=line_id) from exc
+
+    def _serves(self, url: str) -> bool:
+        """Tell whether ``url`` is a file of this server: same scheme, host and port, under /api/files/."""
+        try:
+            ours, theirs = urlsplit(self.base_url), urlsplit(url)
+            our_port, their_port = ours.port, theirs.port
+        except ValueError:
+            return False
+        default = {"http": 80, "https": 443}
+        if theirs.scheme != ours.scheme or theirs.username or theirs.password or theirs.fragment:
+            return False
+        if (theirs.hostname or "").lower() != (ours.hostname or "").lower():
+            return False
+        if (their_port or default.get(theirs.scheme)) != (our_port or default.get(ours.scheme)):
+            return False
+        path = theirs.path
+        # No way out of the file store: no dot segments, backslashes or encoded ones.
+        if ".." in path or "\\" in path or any(bad in path.lower() for bad in ("%2e", "%2f", "%5c")):
+            return False
+        base = ours.path.rstrip("/")
+        return path.startswith(base + "/api/files/") or path.startswith("/api/files/")
+
     # ------------------------------------------------------------ HTTP
 
     def _own(self, line_id: str) -> None:
@@ -311,6 +400,21 @@ def _message(item: dict) -> Message:
                    timestamp=int(stamp) if isinstance(stamp, (int, float)) else 0,
                    # Delivery state only means something for what we sent.
                    ack=_ack(item) if from_me else None, has_media=item.get("hasMedia") is True)
+
+
+def _sent_id(answer: dict) -> str:
+    """The WhatsApp id in a send's answer, wherever the engine puts it (WEBJS id, NOWEB key.id, GOWS _data)."""
+    found = answer.get("id")
+    if isinstance(found, dict):  # WEBJS: {"fromMe", "remote", "id", "_serialized"}
+        found = found.get("_serialized") or found.get("id")
+    if not isinstance(found, str) or not found:
+        key = answer.get("key")
+        found = key.get("id") if isinstance(key, dict) else None
+    if not isinstance(found, str) or not found:
+        data = answer.get("_data")
+        info = data.get("Info") if isinstance(data, dict) else None
+        found = info.get("ID") if isinstance(info, dict) else None
+    return found if isinstance(found, str) else ""
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:

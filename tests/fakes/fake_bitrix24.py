@@ -37,7 +37,9 @@ What it models, and where the behaviour comes from:
   ``chat<CHAT_ID>``, the messenger field IM of ``crm.lead/contact/company.update``
   (``messenger_addresses``); chats keyed by the user code
   ``<connector>|<LINE>|<chat.id>|<user.id>``, no de-duplication of message ids, "hung" messages
-  on an inactive line, a CRM tracker (CHAT_GROUP=N) with duplicate control by phone. Test
+  on an inactive line, a CRM tracker (CHAT_GROUP=N) with duplicate control by phone; a
+  message's ``files[{url, name}]`` are downloaded at once, like Bitrix24 does (``status``,
+  ``content`` on each recorded file); ``im.message.add`` into a chat (system notes). Test
   helpers: ``openline_chats``, ``messages_in``, ``delivered``, ``hung_messages``, ``line``,
   ``set_line_active``, ``set_line_error``, ``bind_chat_to_crm``, ``close_chat``, ``fire_event``
   (form-encoded like Bitrix24's events, never retried), ``operator_reply``; ``ol_counters``.
@@ -51,6 +53,8 @@ import re
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
@@ -1224,7 +1228,7 @@ def _imconnector_send_messages(fake: FakeBitrix24, user_id: int, params: dict):
     results = []
     for item in items:
         user, message, chat_part = item["user"], item["message"], item["chat"]
-        files = [{"url": str(f.get("url", "")), "name": str(f.get("name", ""))}
+        files = [_download({"url": str(f.get("url", "")), "name": str(f.get("name", ""))})
                  for f in as_list(message.get("files") or []) if isinstance(f, dict)]
         entry = {"author": "employee" if message.get("user_id") not in (None, "", 0, "0") else "client",
                  "user_id": _int_or_none(message.get("user_id")), "external_id": str(message["id"]),
@@ -1263,6 +1267,36 @@ def _imconnector_send_messages(fake: FakeBitrix24, user_id: int, params: dict):
                         "chat": {"id": record["chat_external_id"]}, "message": {"id": str(message["id"])},
                         "session": {"ID": record["session_id"], "CHAT_ID": chat_id}})
     return {"SUCCESS": True, "ERRORS": [], "DATA": {"RESULT": results}}
+
+
+def _download(file: dict) -> dict:
+    """Bitrix24 fetches a message's file URL itself (and keeps the copy): so does the fake, at once.
+
+    Adds ``status`` (HTTP status, None when nothing answered) and ``content`` (the bytes, on 200)."""
+    file.update(status=None, content=None)
+    try:
+        with urllib.request.urlopen(urllib.request.Request(file["url"], method="GET"), timeout=5) as answer:
+            file["status"], file["content"] = answer.status, answer.read()
+    except urllib.error.HTTPError as err:
+        file["status"] = err.code
+    except (OSError, ValueError):
+        pass
+    return file
+
+
+def _im_message_add(fake: FakeBitrix24, user_id: int, params: dict):
+    """im.message.add into an Open Lines chat (DIALOG_ID chat<CHAT_ID>): recorded as a system message."""
+    p = _upper(params)
+    dialog = str(p.get("DIALOG_ID") or "")
+    if not dialog.startswith("chat") or not dialog[4:].isdigit() or int(dialog[4:]) not in fake._ol:
+        raise FakeError("DIALOG_ID_EMPTY", "Dialog ID can't be empty", 400)  # guess at the code
+    if p.get("MESSAGE") in (None, ""):
+        raise FakeError("MESSAGE_EMPTY", "Message can't be empty", 400)
+    message_id = fake._next("message")
+    fake._ol[int(dialog[4:])]["messages"].append({
+        "id": message_id, "author": "system" if _yes(p.get("SYSTEM"), False) else "employee", "user_id": user_id,
+        "external_id": None, "text": str(p["MESSAGE"]), "files": [], "date": int(time.time())})
+    return message_id
 
 
 def _crm_tracker(fake: FakeBitrix24, chat: dict) -> None:
@@ -1430,6 +1464,7 @@ _METHODS: dict[str, Callable] = {
     "imconnector.status": _imconnector_status,
     "imconnector.connector.data.set": _imconnector_connector_data_set,
     "imconnector.send.messages": _imconnector_send_messages,
+    "im.message.add": _im_message_add,
     "imconnector.send.status.delivery": _imconnector_send_status_delivery,
     "imopenlines.session.open": _imopenlines_session_open,
     "imopenlines.dialog.get": _imopenlines_dialog_get,

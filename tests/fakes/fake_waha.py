@@ -165,6 +165,12 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     fake: "FakeWaha"
 
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up mid-answer is normal here
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     # Keep-alive like a real WAHA (Node), so the client's pooled connections are exercised.
