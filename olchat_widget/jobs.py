@@ -56,6 +56,18 @@ def init_jobs(app) -> None:
     # Every minute: chats whose job gave up or whose consumer died are queued again.
     huey.periodic_task(crontab(minute="*"), name="sweep_inbound")(in_app(inbound.sweep))
 
+    from .bridge import statuses
+
+    # WhatsApp's acks of operators' messages, told to Bitrix24 (each once: a gate in the row).
+    app.extensions["olchat_tasks"].update({
+        "report_delivered": huey.task(retries=retries, retry_delay=delay, name="report_delivered")(
+            in_app(statuses.report_delivered)),
+        "report_failed": huey.task(retries=retries, retry_delay=delay, name="report_failed")(
+            in_app(statuses.report_failed)),
+    })
+    # Every hour: Bitrix24 may drop a connector from a line (it then loses messages silently).
+    huey.periodic_task(crontab(minute="17"), name="check_connectors")(in_app(statuses.check_connectors))
+
 
 def enqueue(name: str, *args) -> None:
     """Queue the task ``name`` (run at once when the queue is immediate)."""

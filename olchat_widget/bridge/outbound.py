@@ -4,7 +4,8 @@ The event is stored first, keyed by Bitrix24's message id, so a second
 delivery of the same event adds nothing. The job sends through the outbox
 (gateway/outbox.py) with the key ``ol:<message id>``: a consumer killed halfway
 leaves a row that the retry finds, looks up by its pre-generated WhatsApp id
-and never sends twice. Then Bitrix24 is told the message was delivered.
+and never sends twice. Bitrix24 is told the message was delivered when
+WhatsApp's ack says the client's phone has it (bridge/statuses.py).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import re
 from flask import current_app
 
 from ..models import BridgeMessage, OpenLineBinding, Portal, db
+from . import statuses
 from .ids import client_id
 
 _SIGNATURE = re.compile(r"^\s*\[b\]([^\[\]\n]{1,80}):\[/b\]\s*(?:\[br\]|\n)", re.I)
@@ -89,7 +91,6 @@ def accept(portal: Portal, line: str, messages: list[dict]) -> list[int]:
 
 def deliver(row_id: int) -> str:
     """Send one stored operator message to the client once; return its final status."""
-    from ..b24.client import B24Error
     from ..b24.portal import app_client
     from ..gateway.outbox import FAILED, SENT, send_once
     from ..runtime import gateway_for
@@ -107,16 +108,13 @@ def deliver(row_id: int) -> str:
     sent = send_once(gateway_for(portal), portal_id=portal.id, key=f"ol:{row.source_id}"[:64], user_id=None,
                      line_id=row.line_id, phone="+" + row.client, chat_id=f"{row.client}@c.us", text=text or " ")
     client = app_client(portal)
-    connector = current_app.config["OLCHAT_CONNECTOR_ID"]
     if sent.status == SENT:
         row.status, row.target_id = "delivered", sent.message_id
         db.session.commit()
-        try:
-            client.call("imconnector.send.status.delivery", {"CONNECTOR": connector, "LINE": row.openline_id,
-                        "MESSAGES": [{"im": {"chat_id": part.get("im_chat_id"), "message_id": row.source_id},
-                                      "message": {"id": [sent.message_id]}, "chat": {"id": row.client}}]})
-        except B24Error:
-            pass  # the client has the message; only the tick in Bitrix24 is missing
+        # Bitrix24's "delivered" tick waits for WhatsApp's ack DEVICE (bridge/statuses.py): an operator reads
+        # it as "the client has it", which a send accepted by WAHA does not mean. An ack that came before
+        # this row knew its WhatsApp id is looked up here.
+        statuses.after_operator_send(row)
         return "delivered"
     if sent.status == FAILED:
         row.status, row.error = "failed", sent.error
@@ -133,7 +131,8 @@ def _tell_operator(client, chat_id: str | None, reason: str) -> None:
         return
     why = {"line_not_connected": "линия WhatsApp не подключена (нужен QR-код)",
            "unauthorized": "сервер WhatsApp не принял ключ API",
-           "rate_limited": "WhatsApp временно ограничил отправку"}.get(reason, "сервер WhatsApp недоступен")
+           "rate_limited": "WhatsApp временно ограничил отправку",
+           "whatsapp_error": "WhatsApp не смог доставить его клиенту"}.get(reason, "сервер WhatsApp недоступен")
     try:
         client.call("im.message.add", {"DIALOG_ID": f"chat{chat_id}", "SYSTEM": "Y",
                                        "MESSAGE": f"Сообщение не доставлено в WhatsApp: {why}."})
