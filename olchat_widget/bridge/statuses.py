@@ -265,7 +265,7 @@ def check_connectors() -> dict[str, int]:
 
     tally = {"checked": 0, "reactivated": 0, "failed": 0}
     bindings = db.session.execute(db.select(OpenLineBinding.id, OpenLineBinding.portal_id)
-                                  .order_by(OpenLineBinding.portal_id, OpenLineBinding.id)).all()
+                                  .order_by(OpenLineBinding.id)).all()
     for binding_id, portal_id in bindings:
         try:
             binding = db.session.get(OpenLineBinding, binding_id)

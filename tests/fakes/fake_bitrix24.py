@@ -1299,6 +1299,21 @@ def _imconnector_send_status_delivery(fake: FakeBitrix24, user_id: int, params: 
     return {"SUCCESS": True, "DATA": {"RESULT": [{"SUCCESS": True} for _ in items]}}  # guess at the shape
 
 
+def _im_message_add(fake: FakeBitrix24, user_id: int, params: dict):
+    """im.message.add into an Open Lines chat (DIALOG_ID "chat<ID>"): recorded with author "system" when
+    SYSTEM=Y (what the app posts to tell the operator), else as the calling user's. Answers the new id."""
+    p = _ol_args(fake, user_id, "im.message.add", params, "DIALOG_ID", "MESSAGE")
+    m = re.fullmatch(r"chat(\d+)", str(p["DIALOG_ID"]))
+    chat = fake._ol.get(int(m.group(1))) if m else None
+    if chat is None:
+        raise FakeError("DIALOG_ID_EMPTY", "Dialog ID can't be empty", 400)  # guess: only Open Lines chats here
+    message_id = fake._next("message")
+    chat["messages"].append({"id": message_id, "author": "system" if _yes(p.get("SYSTEM"), False) else "user",
+                             "user_id": user_id, "external_id": None, "text": str(p["MESSAGE"]), "files": [],
+                             "date": int(time.time())})
+    return message_id
+
+
 def _imopenlines_session_open(fake: FakeBitrix24, user_id: int, params: dict):
     p = _ol_args(fake, user_id, "imopenlines.session.open", params, "USER_CODE")
     chat_id = fake._ol_by_code.get(_strip_imol(p["USER_CODE"]))
@@ -1373,6 +1388,7 @@ _METHODS: dict[str, Callable] = {
     "imconnector.connector.data.set": _imconnector_connector_data_set,
     "imconnector.send.messages": _imconnector_send_messages,
     "imconnector.send.status.delivery": _imconnector_send_status_delivery,
+    "im.message.add": _im_message_add,
     "imopenlines.session.open": _imopenlines_session_open,
     "imopenlines.dialog.get": _imopenlines_dialog_get,
     "imopenlines.crm.chat.getlastid": _imopenlines_crm_chat_get_last_id,
