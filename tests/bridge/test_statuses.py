@@ -7,6 +7,8 @@ signed webhooks to whatever the app set on its sessions.
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 import requests
@@ -168,6 +170,30 @@ def test_the_operator_message_is_delivered_in_bitrix24_once_when_the_phone_has_i
     assert tick["external_ids"] and wa_id.endswith(tick["external_ids"][0]) and tick["chat_external_id"] == IVAN
     waha.ack("sales", wa_id, 2)  # WAHA posts the same ack again
     waha.ack("sales", wa_id, 3)  # …and then read
+    assert len(delivered(fake, reply)) == 1
+
+
+def test_an_ack_that_overtakes_the_sends_answer_still_counts(served, fake, waha):
+    """WAHA may post the phone's ack while our sendText is still waiting for its answer."""
+    app, url = served
+    connect_open_line(app, fake, url)
+    waha.client_writes("sales", IVAN, "Здравствуйте")
+    [chat] = [c for c in fake.openline_chats() if c["user_external_id"] == IVAN]
+    waha.delays[SEND_TEXT] = 1.0  # the send's answer comes late…
+    acked = []
+
+    def phone_takes_it():
+        # …and the ack as soon as WAHA has the request (the fake records it before it waits).
+        while not waha.exchanges(SEND_TEXT):
+            time.sleep(0.01)
+        body = json.loads(waha.exchanges(SEND_TEXT)[0].body)
+        acked.extend(waha.ack("sales", f"true_{body['chatId']}_{body['id']}", 2))
+
+    thread = threading.Thread(target=phone_takes_it)
+    thread.start()
+    reply = fake.operator_reply(chat, "Обгоняющий ответ")
+    thread.join(10)
+    assert [d["status"] for d in acked] == [200]
     assert len(delivered(fake, reply)) == 1
 
 

@@ -33,7 +33,8 @@ What it models, and where the behaviour comes from:
   denied item answer ``ACCESS_DENIED``, lists leave it out.
 * The Open Lines bridge (OPENLINES.md): ``imconnector.register/unregister/activate/status/
   connector.data.set/send.messages/send.status.delivery``, ``imopenlines.session.open``,
-  ``imopenlines.dialog.get``, ``imopenlines.crm.chat.getLastId``; chats keyed by the user code
+  ``imopenlines.dialog.get``, ``imopenlines.crm.chat.getLastId``, ``im.message.add`` into an Open
+  Lines chat (``SYSTEM=Y``: author "system", what the app tells the operator); chats keyed by the user code
   ``<connector>|<LINE>|<chat.id>|<user.id>``, no de-duplication of message ids, "hung" messages
   on an inactive line, a CRM tracker (CHAT_GROUP=N) with duplicate control by phone. Test
   helpers: ``openline_chats``, ``messages_in``, ``delivered``, ``hung_messages``, ``line``,
