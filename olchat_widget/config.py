@@ -84,6 +84,9 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_JOB_RETRY_DELAY": 2,  # seconds between a job's retries; a sweep every minute takes what is left
     # The deployment's WAHA signs its webhooks with this key (HMAC-SHA512); empty = unsigned accepted.
     "OLCHAT_WAHA_WEBHOOK_KEY": "",
+    # Set each line's webhook on the deployment's WAHA when it is chosen (bridge/webhooks.py); off when that
+    # WAHA posts through its global WHATSAPP_HOOK_* settings instead (both: every event arrives twice).
+    "OLCHAT_WAHA_SESSION_WEBHOOKS": True,
     # Our Open Lines connector id (lower case, digits, _).
     "OLCHAT_CONNECTOR_ID": "olchat_whatsapp",
     # «Показывать имя сотрудника» for replies from Open Lines: the operator's name goes out first.

@@ -67,6 +67,18 @@ def init_jobs(app) -> None:
     # Hourly: clients' files whose signed URLs have all expired are deleted.
     huey.periodic_task(crontab(minute="17"), name="forget_bridge_files")(in_app(media.forget_old_files))
 
+    from .bridge import statuses
+
+    # WhatsApp's acks of operators' messages, told to Bitrix24 (each once: a gate in the row).
+    app.extensions["olchat_tasks"].update({
+        "report_delivered": huey.task(retries=retries, retry_delay=delay, name="report_delivered")(
+            in_app(statuses.report_delivered)),
+        "report_failed": huey.task(retries=retries, retry_delay=delay, name="report_failed")(
+            in_app(statuses.report_failed)),
+    })
+    # Every hour: Bitrix24 may drop a connector from a line (it then loses messages silently).
+    huey.periodic_task(crontab(minute="17"), name="check_connectors")(in_app(statuses.check_connectors))
+
 
 def enqueue(name: str, *args) -> None:
     """Queue the task ``name`` (run at once when the queue is immediate)."""

@@ -244,6 +244,7 @@ class OutgoingMessage(db.Model):
     __table_args__ = (
         UniqueConstraint("portal_id", "idempotency_key"),
         Index("ix_outgoing_chat", "portal_id", "line_id", "chat_id"),
+        Index("ix_outgoing_message", "portal_id", "line_id", "message_id"),  # a message.ack finds its send
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
@@ -257,6 +258,8 @@ class OutgoingMessage(db.Model):
     # pending -> sent | failed | unknown (timed out: reconciled by looking the id up)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(String(64))
+    # WhatsApp's delivery state from message.ack webhooks (-1 ERROR … 4 PLAYED; bridge/statuses.py), None: none yet.
+    ack: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -269,6 +272,8 @@ class OpenLineBinding(db.Model):
     portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
     line_id: Mapped[str] = mapped_column(String(128))  # the WhatsApp line (WAHA session)
     openline_id: Mapped[str] = mapped_column(String(32))  # Bitrix24's LINE, a string of digits
+    # JSON of imconnector.connector.data.set's DATA, sent again when the hourly check re-activates the line.
+    connector_data: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -304,6 +309,8 @@ class BridgeMessage(db.Model):
     target_id: Mapped[str | None] = mapped_column(String(255))  # Bitrix24 chat id (in) / WhatsApp id (out)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(String(255))
+    # An operator's message: Bitrix24 was told it was delivered (or that it failed) — once (bridge/statuses.py).
+    reported: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -327,3 +334,18 @@ class BridgeFile(db.Model):
     # Loaded only when the file is served, never with the row's other fields.
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+class LineState(db.Model):
+    """A line's state as WAHA's last session.status webhook told it (bridge/statuses.py).
+
+    ``version`` grows with every change: a worker's cached lines list compares
+    it with the versions it saw when it asked WAHA, and shows a newer state at once.
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "line_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    line_id: Mapped[str] = mapped_column(String(128))  # the WAHA session
+    status: Mapped[str] = mapped_column(String(32))  # one of the widget's line states (gateway/base.py)
+    version: Mapped[int] = mapped_column(default=1)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,8 +13,8 @@ from ..crm.base import ENTITY_NAMES
 from ..crypto import secrets_box
 from ..gateway.base import GatewayError, GatewayUnauthorized
 from ..gateway.egress import OutboundAddressRefused, policy_from_config
-from ..bridge import connector
-from ..models import GatewayServer, LineDay, Portal, PortalLine, db, get_or_create, utcnow
+from ..bridge import connector, webhooks
+from ..models import GatewayServer, LineDay, Portal, PortalLine, WebhookKey, db, get_or_create, utcnow
 from ..phones.numbering import plan_for_app
 from ..runtime import runtime
 from ..i18n import t
@@ -170,7 +170,8 @@ def save_gateway():
         server.api_key_enc = secrets_box(current_app).seal(api_key)
     db.session.commit()
     runtime().lines.pop(g.portal.id)
-    return _settings_form(saved=True)
+    # The same server with a new API key: its lines (if any stayed) get our webhook through it.
+    return _settings_form(saved=True, webhook_error=webhooks.set_portal_webhooks(g.portal))
 
 
 def _gateway_url_errors(base_url: str) -> list[str]:
@@ -188,6 +189,8 @@ def _gateway_url_errors(base_url: str) -> list[str]:
 @admin_required
 def disconnect_gateway():
     db.session.execute(delete(PortalLine).where(PortalLine.portal_id == g.portal.id))
+    # The server's webhook key goes with it: a later server (maybe another portal's, with the same id) gets its own.
+    db.session.execute(delete(WebhookKey).where(WebhookKey.portal_id == g.portal.id))
     db.session.execute(delete(GatewayServer).where(GatewayServer.portal_id == g.portal.id))
     db.session.commit()
     runtime().lines.pop(g.portal.id)
@@ -210,7 +213,19 @@ def save_lines():
         db.session.add(PortalLine(portal_id=g.portal.id, server_id=server.id, line_id=name, name=display))
     db.session.commit()
     runtime().lines.pop(g.portal.id)
-    return _settings_form(saved=True)
+    # The chosen sessions post their events to us: set their webhook on the server.
+    return _settings_form(saved=True, webhook_error=webhooks.set_portal_webhooks(g.portal))
+
+
+@bp.post("/admin/gateway/webhook-key")
+@admin_required
+def regenerate_webhook_key():
+    """«Новый ключ»: a new webhook key for the portal's server, set on its lines at once."""
+    server = webhooks.own_server(g.portal.id)
+    if server is None:
+        return _settings_form(errors=["base_url"], status=422)
+    webhooks.regenerate_key(server)
+    return _settings_form(saved=True, webhook_error=webhooks.set_portal_webhooks(g.portal))
 
 
 def _gateway_context() -> dict:
@@ -238,11 +253,16 @@ def _gateway_context() -> dict:
         error = "unavailable"
     finally:
         probe.close()
+    receiver = webhooks.receiver_for(g.portal)
     return {"server": server, "lines": lines, "sessions": sessions, "gateway_error": error,
-            "key_hint": ("••••" + key[-4:]) if key and len(key) >= 8 else ("••••" if key else "")}
+            "key_hint": ("••••" + key[-4:]) if key and len(key) >= 8 else ("••••" if key else ""),
+            # What to paste into the server by hand when we cannot set it (only the portal's own server's key:
+            # the deployment's key is the deployment's secret, never shown to a portal).
+            "webhook": receiver if receiver and receiver.server is not None else None,
+            "webhook_events": webhooks.EVENTS}
 
 
-def _settings_form(*, errors=(), saved=False, status=200):
+def _settings_form(*, errors=(), saved=False, status=200, webhook_error=None):
     settings = service.settings_row(g.portal.id)
     since = (utcnow() - timedelta(days=6)).strftime("%Y-%m-%d")
     days = db.session.scalars(db.select(LineDay).filter(LineDay.portal_id == g.portal.id, LineDay.day >= since)
@@ -251,4 +271,4 @@ def _settings_form(*, errors=(), saved=False, status=200):
     return fragment("admin/_settings_form.html", status, settings=settings, errors=set(errors), saved=saved,
                     days=days, plan=plan, budget=service.budget_of(service.settings_of(g.portal)),
                     default_max=current_app.config["OLCHAT_MAX_PHONES"], **_gateway_context(),
-                    openline_bindings=connector.bindings(g.portal.id))
+                    openline_bindings=connector.bindings(g.portal.id), webhook_error=webhook_error)

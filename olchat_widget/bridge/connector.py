@@ -5,6 +5,7 @@ line): both are unique in OpenLineBinding.
 """
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 from flask import current_app, url_for
@@ -57,10 +58,13 @@ def bindings(portal_id: int) -> list[OpenLineBinding]:
     return db.session.scalars(db.select(OpenLineBinding).filter_by(portal_id=portal_id)).all()
 
 
-def connect(portal, line_id: str, openline: str, line_name: str) -> None:
-    """Bind ``line_id`` to Open Line ``openline`` and tell Bitrix24 the connector is active there."""
+def connect(portal, line_id: str, openline: str, line_name: str) -> str | None:
+    """Bind ``line_id`` to Open Line ``openline`` and tell Bitrix24 the connector is active there.
+
+    Then the line's webhook is set on WAHA; returns None, or why WAHA could not
+    be told (the binding stands: the admin can paste the webhook by hand).
+    """
     from ..b24.client import B24Error
-    from ..b24.portal import app_client
     from ..models import Portal
 
     taken = db.session.scalar(db.select(OpenLineBinding).filter_by(portal_id=portal.id, line_id=line_id))
@@ -71,23 +75,42 @@ def connect(portal, line_id: str, openline: str, line_name: str) -> None:
         row = OpenLineBinding(portal_id=portal.id, line_id=line_id, openline_id=openline)
         db.session.add(row)
     row.line_id = line_id
+    # Kept for the hourly check (a job, with no request to build our URLs from).
+    row.connector_data = json.dumps(connector_data(line_id, line_name), ensure_ascii=False)
     try:
         db.session.flush()
     except IntegrityError as exc:
         db.session.rollback()
         raise LineTaken(line_id) from exc
-    client = app_client(db.session.get(Portal, portal.id))
+    portal_row = db.session.get(Portal, portal.id)
     try:
-        client.call("imconnector.activate", {"CONNECTOR": connector_id(), "LINE": openline, "ACTIVE": 1})
-        client.call("imconnector.connector.data.set", {
-            "CONNECTOR": connector_id(), "LINE": openline,
-            "DATA": {"ID": f"{connector_id()}_{line_id}"[:64], "NAME": f"WhatsApp · {line_name}"[:100],
-                     "URL": url_for("b24.connector_page", _external=True),
-                     "URL_IM": url_for("b24.connector_page", _external=True)}})
+        activate(portal_row, row)
     except B24Error as exc:
         db.session.rollback()
         raise ConnectorError(str(exc)) from exc
     db.session.commit()
+    from .webhooks import set_line_webhooks
+
+    return set_line_webhooks(portal_row, [line_id])
+
+
+def connector_data(line_id: str, line_name: str) -> dict:
+    """imconnector.connector.data.set's DATA for a line (the whole object is replaced on every call)."""
+    return {"ID": f"{connector_id()}_{line_id}"[:64], "NAME": f"WhatsApp · {line_name}"[:100],
+            "URL": url_for("b24.connector_page", _external=True),
+            "URL_IM": url_for("b24.connector_page", _external=True)}
+
+
+def activate(portal, binding: OpenLineBinding) -> None:
+    """Tell Bitrix24 our connector serves the binding's Open Line (at connect, and when it dropped it)."""
+    from ..b24.portal import app_client
+
+    client = app_client(portal)
+    client.call("imconnector.activate", {"CONNECTOR": connector_id(), "LINE": binding.openline_id, "ACTIVE": 1})
+    data = json.loads(binding.connector_data) if binding.connector_data else None
+    if data:
+        client.call("imconnector.connector.data.set", {"CONNECTOR": connector_id(), "LINE": binding.openline_id,
+                                                        "DATA": data})
 
 
 def disconnect(portal, openline: str) -> None:

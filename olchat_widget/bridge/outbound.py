@@ -5,8 +5,9 @@ delivery of the same event adds nothing. The job sends through the outbox
 (gateway/outbox.py) with the key ``ol:<message id>`` for the text and
 ``ol:<message id>:<n>`` for each file (bridge/media.py): a consumer killed
 halfway leaves rows that the retry finds, skips or looks up by the
-pre-generated WhatsApp id, and never sends twice. Then Bitrix24 is told the
-message was delivered, with the WhatsApp id of every part.
+pre-generated WhatsApp id, and never sends twice. Bitrix24 is told the
+message was delivered when WhatsApp's ack says the client's phone has it
+(bridge/statuses.py).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import re
 from flask import current_app
 
 from ..models import BridgeMessage, OpenLineBinding, Portal, db
+from . import statuses
 from .ids import client_id
 
 _SIGNATURE = re.compile(r"^\s*\[b\]([^\[\]\n]{1,80}):\[/b\]\s*(?:\[br\]|\n)", re.I)
@@ -91,7 +93,6 @@ def accept(portal: Portal, line: str, messages: list[dict]) -> list[int]:
 
 def deliver(row_id: int) -> str:
     """Send one stored operator message to the client once, text and each file a part; return its status."""
-    from ..b24.client import B24Error
     from ..b24.portal import app_client
     from . import media
 
@@ -109,7 +110,6 @@ def deliver(row_id: int) -> str:
     elif not files:
         text = text or " "
     client = app_client(portal)
-    connector = current_app.config["OLCHAT_CONNECTOR_ID"]
     # The job's last run (huey runs it OLCHAT_JOB_RETRIES more times): a server still down is then a failure.
     last_try = row.attempts > current_app.config["OLCHAT_JOB_RETRIES"]
     sent = media.send_parts(portal, row, text, files, last_try=last_try,
@@ -119,19 +119,19 @@ def deliver(row_id: int) -> str:
         raise RuntimeError("WhatsApp server unreachable: retried later")
     ids = sent.ids
     if ids:
+        # The first part's id is the message's (acks are matched by it); every part's goes to Bitrix24.
         row.status, row.target_id, row.error = "delivered", ids[0][:255], sent.failure
+        row.payload = json.dumps(dict(part, sent_ids=list(ids)), ensure_ascii=False)
     else:
         row.status, row.error = "failed", sent.failure or "nothing_sent"  # each file's reason was told already
     db.session.commit()
     if sent.failure is not None:
         _tell_operator(client, part.get("im_chat_id"), sent.failure)
     if ids:
-        try:
-            client.call("imconnector.send.status.delivery", {"CONNECTOR": connector, "LINE": row.openline_id,
-                        "MESSAGES": [{"im": {"chat_id": part.get("im_chat_id"), "message_id": row.source_id},
-                                      "message": {"id": ids}, "chat": {"id": row.client}}]})
-        except B24Error:
-            pass  # the client has the message; only the tick in Bitrix24 is missing
+        # Bitrix24's "delivered" tick waits for WhatsApp's ack DEVICE (bridge/statuses.py): an operator reads
+        # it as "the client has it", which a send accepted by WAHA does not mean. An ack that came before
+        # this row knew its WhatsApp id is looked up here.
+        statuses.after_operator_send(row)
     return row.status
 
 
@@ -147,6 +147,7 @@ def _tell_operator(client, chat_id: str | None, reason: str, *, file_name: str |
            "foreign_link": "ссылка ведёт не на ваш портал Bitrix24, файл не загружен",
            "too_large": "файл слишком большой",
            "link_failed": "файл не удалось скачать с портала",
+           "whatsapp_error": "WhatsApp не смог доставить его клиенту",
            "unconfirmed": "сервер WhatsApp не подтвердил отправку — проверьте чат, прежде чем отправить снова",
            }.get(reason, "сервер WhatsApp недоступен")
     what = f"Файл «{file_name}» не доставлен" if file_name else "Сообщение не доставлено"

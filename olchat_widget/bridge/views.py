@@ -11,7 +11,7 @@ from ..gateway.registry import deployment_members
 from ..widget.service import portal_lines
 from ..jobs import enqueue
 from ..models import GatewayServer, Portal, WebhookKey, db
-from . import connector, inbound
+from . import connector, inbound, statuses
 
 bp = Blueprint("bridge", __name__)
 
@@ -26,19 +26,20 @@ def deployment_webhook():
     members = deployment_members()
     portals = db.session.scalars(db.select(Portal).where(Portal.member_id.in_(members),
                                                          Portal.kind == "bitrix")).all() if members else []
-    return _accept(envelope, portals)
+    return _accept(envelope, portals, own_server=False)
 
 
 @bp.post("/waha/webhook/<int:server_id>")
 def server_webhook(server_id: int):
     """A webhook of a portal's own WAHA server, signed with the key generated for that server."""
     server = db.session.get(GatewayServer, server_id)
-    stored = db.session.scalar(db.select(WebhookKey).filter_by(server_id=server_id)) if server else None
+    stored = db.session.scalar(db.select(WebhookKey).filter_by(server_id=server_id, portal_id=server.portal_id)
+                               ) if server else None
     key = secrets_box(current_app).open(stored.key_enc) if stored else None
     if not key:
         abort(401)  # unknown server, or one we gave no key: nobody may post for it
     envelope = _envelope(key)
-    return _accept(envelope, [db.session.get(Portal, server.portal_id)])
+    return _accept(envelope, [db.session.get(Portal, server.portal_id)], own_server=True)
 
 
 def _envelope(key: str | None) -> dict:
@@ -54,9 +55,15 @@ def _envelope(key: str | None) -> dict:
     return envelope
 
 
-def _accept(envelope: dict, portals) -> tuple[dict, int]:
-    for chat in inbound.accept(envelope, portals):
-        enqueue("deliver_inbound", *chat)
+def _accept(envelope: dict, portals, *, own_server: bool) -> tuple[dict, int]:
+    event = envelope.get("event")
+    if event == "message.ack":
+        statuses.accept_ack(envelope, portals)
+    elif event == "session.status":
+        statuses.accept_session_status(envelope, portals, own_server=own_server)
+    else:
+        for chat in inbound.accept(envelope, portals):
+            enqueue("deliver_inbound", *chat)
     return {"ok": True}, 200
 
 
@@ -80,12 +87,12 @@ def connect_line():
     if line_id not in lines:
         return _connector_fragment(openline, error="line", status=422)
     try:
-        connector.connect(g.portal, line_id, openline, lines[line_id].name)
+        webhook_error = connector.connect(g.portal, line_id, openline, lines[line_id].name)
     except connector.LineTaken:
         return _connector_fragment(openline, error="taken", status=409)
     except connector.ConnectorError:
         return _connector_fragment(openline, error="bitrix", status=503)
-    return _connector_fragment(openline)
+    return _connector_fragment(openline, webhook_error=webhook_error)
 
 
 @bp.post("/bridge/connector/disconnect")
@@ -107,7 +114,8 @@ def _openline_arg() -> str:
     return openline
 
 
-def _connector_fragment(openline: str, *, error: str | None = None, status: int = 200):
+def _connector_fragment(openline: str, *, error: str | None = None, status: int = 200,
+                        webhook_error: str | None = None):
     from ..web import fragment
 
     try:
@@ -117,4 +125,5 @@ def _connector_fragment(openline: str, *, error: str | None = None, status: int 
     bindings = {b.line_id: b.openline_id for b in connector.bindings(g.portal.id)}
     bound = next((line_id for line_id, ol in bindings.items() if ol == openline), None)
     return fragment("bridge/_connector.html", status, openline=openline, lines=lines, bound=bound,
-                    bindings=bindings, error=error)
+                    bindings=bindings, error=error,
+                    webhook_error=webhook_error)

@@ -273,6 +273,31 @@ class WahaGateway:
         base = ours.path.rstrip("/")
         return path.startswith(base + "/api/files/") or path.startswith("/api/files/")
 
+    # ------------------------------------------------------------ webhooks (the Open Lines bridge)
+
+    def set_webhook(self, line_id: str, hook: Mapping[str, Any]) -> bool:
+        """Make ``hook`` the session's webhook to its URL, keeping every other webhook and setting.
+
+        WAHA replaces a session's whole config on PUT (and restarts a running
+        session to apply it), so the config is read first, only the webhook
+        with our URL is replaced, and nothing is written when it is already
+        there as wanted. Returns whether the session's config changed.
+        """
+        self._own(line_id)
+        path = self._path("sessions", line_id)
+        info = self._call("GET", path, op="session", line_id=line_id)
+        if not isinstance(info, dict):
+            raise GatewayUnavailable("WAHA session: unexpected answer", line_id=line_id)
+        config = dict(info["config"]) if isinstance(info.get("config"), dict) else {}
+        hooks = config.get("webhooks") if isinstance(config.get("webhooks"), list) else []
+        wanted = dict(hook)
+        others = [h for h in hooks if not (isinstance(h, dict) and h.get("url") == wanted["url"])]
+        if len(others) == len(hooks) - 1 and wanted in hooks:
+            return False
+        config["webhooks"] = others + [wanted]
+        self._call("PUT", path, op="session update", line_id=line_id, json={"config": config})
+        return True
+
     # ------------------------------------------------------------ HTTP
 
     def _own(self, line_id: str) -> None:
@@ -348,6 +373,11 @@ class WahaGateway:
 
 
 # ---------------------------------------------------------------- parsing
+
+
+def line_state(value: Any) -> str:
+    """The widget's line state for a WAHA session status (as a session.status webhook gives it)."""
+    return _state(value)
 
 
 def _state(value: Any) -> str:

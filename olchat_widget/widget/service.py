@@ -262,13 +262,22 @@ class LineChoice:
 
 def portal_lines(portal, *, fresh: bool = False) -> list[Line]:
     """Return the portal's lines (cached briefly: line health changes)."""
+    from ..bridge.statuses import told_states, with_told_states
+
     cache = runtime().lines
+    # What session.status webhooks told (any worker may have taken them): read before WAHA is asked, so a
+    # state told meanwhile is newer than the list and shows at the next read.
+    told = told_states(portal.id)
     if not fresh:
         hit = cache.get(portal.id)
         if hit is not None:
-            return hit
+            lines, seen = hit
+            if told != seen:
+                lines = with_told_states(lines, seen, told)
+                cache.set(portal.id, (lines, told))
+            return lines
     lines = gateway_for(portal).list_lines()
-    cache.set(portal.id, lines)
+    cache.set(portal.id, (lines, told))
     return lines
 
 

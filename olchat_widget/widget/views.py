@@ -22,6 +22,7 @@ from ..inputs import parse_int
 from ..jobs import enqueue
 from ..runtime import gateway_for, runtime
 from ..web import card_args, fragment, page
+from ..bridge.statuses import with_stored_acks
 from . import service
 
 bp = Blueprint("widget", __name__)
@@ -405,6 +406,7 @@ def history():
     row, line, chat_id = target
     offset = parse_int(request.args.get("offset", "0"), 0, MAX_OFFSET) or 0
     page_ = gateway_for(g.portal).history(line.id, chat_id, limit=20, offset=offset)
+    page_ = with_stored_acks(g.portal.id, line.id, chat_id, page_)  # acks WAHA's history lacks (message.ack)
     template = "widget/_history_page.html" if offset else "widget/_history.html"
     return fragment(template, entity_type=entity_type, entity_id=entity_id, row=row, line=line, page=page_,
                     next_offset=offset + len(page_.messages))

@@ -214,6 +214,14 @@ def replies(args, waha: FakeWaha, fakes: list[FakeBitrix24], chats: list[tuple[i
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and waha.count(SEND_TEXT) - before < args.replies:
         time.sleep(0.2)
+    # The client's phones get the replies: WAHA posts ack DEVICE for each (Bitrix24's tick waits for it).
+    sent = waha.exchanges(SEND_TEXT)[before:]
+    with cf.ThreadPoolExecutor(10) as pool:
+        list(pool.map(lambda ex: waha.ack(json.loads(ex.body)["session"], json.loads(ex.response_body)["id"], 2),
+                      [ex for ex in sent if ex.status == 201]))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(len(f.delivered()) for f in fakes) < args.replies:
+        time.sleep(0.2)
     time.sleep(3)  # a second send of any reply would show by now
     sends = waha.count(SEND_TEXT) - before
     sent_texts = [json.loads(e.body).get("text", "") for e in waha.exchanges(SEND_TEXT)]
@@ -255,7 +263,7 @@ def main() -> int:
             with gunicorn(env, args.workers, args.threads) as (base, log):
                 for n, fake in enumerate(fakes):
                     install_and_connect(base, fake, f"line{n}")
-                waha.set_global_webhook(f"{base}/waha/webhook", events=("message.any",), hmac_key=KEY)
+                # Connecting a line set its session's webhook (message.any, message.ack, session.status).
                 chats = burst(args, waha, fakes, problems)
                 replies(args, waha, fakes, chats, problems)
                 check_log(log, problems)

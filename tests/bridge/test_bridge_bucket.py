@@ -168,7 +168,6 @@ def _burst(tmp_path, fake, *, clients: int, workers: int, until=None, **config):
                                  data={"AUTH_ID": pair["access_token"], "REFRESH_ID": pair["refresh_token"],
                                        "APPLICATION_TOKEN": "app-token-bucket",
                                        "member_id": fake.member_id}).status_code == 200
-            waha.set_global_webhook(f"{server.url}/waha/webhook", events=("message.any",), hmac_key=KEY)
             connect_open_line(app, fake, server.url)
             fake.empty_bucket()
             fake.refused = 0

@@ -163,6 +163,13 @@ def file_sent(exchange):
     return body["file"]["filename"], body["file"]["mimetype"], base64.b64decode(body["file"]["data"])
 
 
+def phone_has_it(waha):
+    """WhatsApp's ack DEVICE for the operator's message, its first part: Bitrix24's tick waits for it."""
+    messages = waha.messages("sales", f"{IVAN}@c.us")
+    last_client = max(n for n, m in enumerate(messages) if not m["fromMe"])
+    waha.ack("sales", messages[last_client + 1]["id"], 2)
+
+
 def test_an_operators_image_and_pdf_go_as_a_photo_and_a_document_once_each(served, fake, waha):
     app, url = served
     connect_open_line(app, fake, url)
@@ -176,6 +183,7 @@ def test_an_operators_image_and_pdf_go_as_a_photo_and_a_document_once_each(serve
     # Bitrix24 delivers the event again: nothing more goes to WhatsApp.
     assert [d["status"] for d in replay(fake, reply)] == [200]
     assert (waha.count(SEND_TEXT), waha.count(SEND_IMAGE), waha.count(SEND_FILE)) == (1, 1, 1)
+    phone_has_it(waha)
     [delivered] = [d for d in fake.delivered() if str(d["message_id"]) == str(reply["message_id"])]
     # Every part's WhatsApp id (the text's is the id we pre-generated, the last part of WAHA's).
     sent_ids = [m["id"] for m in waha.messages("sales", f"{IVAN}@c.us")[-3:]]
@@ -202,6 +210,7 @@ def test_a_retried_job_sends_only_the_part_that_failed(served, fake, waha):
     # The job runs once more (a duplicate on the queue): nothing is sent again.
     run_task(app, "deliver_outbound", row.id)
     assert (waha.count(SEND_TEXT), waha.count(SEND_IMAGE), waha.count(SEND_FILE)) == (1, 1, 2)
+    phone_has_it(waha)
     [delivered] = [d for d in fake.delivered() if str(d["message_id"]) == str(reply["message_id"])]
     assert len(delivered["external_ids"]) == 3
 
@@ -240,6 +249,7 @@ def test_a_file_whose_send_outcome_is_unknown_is_not_sent_again_and_the_operator
     assert (waha.count(SEND_TEXT), waha.count(SEND_IMAGE), waha.count(SEND_FILE)) == (1, 1, 1)
     notes = [m["text"] for m in fake.messages_in(reply["chat_id"]) if m["author"] == "system"]
     assert len(notes) == 1 and notes[0].startswith("Файл «счёт.pdf» не доставлен") and "проверьте чат" in notes[0]
+    phone_has_it(waha)
     [delivered] = [d for d in fake.delivered() if str(d["message_id"]) == str(reply["message_id"])]
     assert len(delivered["external_ids"]) == 2  # the text and the photo
 
@@ -296,6 +306,7 @@ def test_on_the_queue_the_retry_sends_the_failed_file_and_nothing_else_again(ser
         waha.fail[SEND_FILE] = "500"
         reply = operator_sends_image_and_pdf(fake)
         assert wait_for(lambda: waha.count(SEND_FILE) >= 1)
+        phone_has_it(waha)  # the text and the photo reached the phone
         waha.fail.clear()  # WAHA is back before the retries run out
         assert wait_for(lambda: any(str(d["message_id"]) == str(reply["message_id"]) for d in fake.delivered()))
     finally:

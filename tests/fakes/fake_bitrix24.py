@@ -1284,21 +1284,6 @@ def _download(file: dict) -> dict:
     return file
 
 
-def _im_message_add(fake: FakeBitrix24, user_id: int, params: dict):
-    """im.message.add into an Open Lines chat (DIALOG_ID chat<CHAT_ID>): recorded as a system message."""
-    p = _upper(params)
-    dialog = str(p.get("DIALOG_ID") or "")
-    if not dialog.startswith("chat") or not dialog[4:].isdigit() or int(dialog[4:]) not in fake._ol:
-        raise FakeError("DIALOG_ID_EMPTY", "Dialog ID can't be empty", 400)  # guess at the code
-    if p.get("MESSAGE") in (None, ""):
-        raise FakeError("MESSAGE_EMPTY", "Message can't be empty", 400)
-    message_id = fake._next("message")
-    fake._ol[int(dialog[4:])]["messages"].append({
-        "id": message_id, "author": "system" if _yes(p.get("SYSTEM"), False) else "employee", "user_id": user_id,
-        "external_id": None, "text": str(p["MESSAGE"]), "files": [], "date": int(time.time())})
-    return message_id
-
-
 def _crm_tracker(fake: FakeBitrix24, chat: dict) -> None:
     """CHAT_GROUP=N: attach the new chat to the record whose messenger field (IM, OPENLINE) holds the chat's
     ``imol|<user code>`` -- where Bitrix24 keeps which client a chat is (crm.lead.get shows such an IM entry;
@@ -1464,7 +1449,6 @@ _METHODS: dict[str, Callable] = {
     "imconnector.status": _imconnector_status,
     "imconnector.connector.data.set": _imconnector_connector_data_set,
     "imconnector.send.messages": _imconnector_send_messages,
-    "im.message.add": _im_message_add,
     "imconnector.send.status.delivery": _imconnector_send_status_delivery,
     "imopenlines.session.open": _imopenlines_session_open,
     "imopenlines.dialog.get": _imopenlines_dialog_get,
