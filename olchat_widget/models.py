@@ -281,3 +281,18 @@ class BridgeMessage(db.Model):
     error: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChatActivity(db.Model):
+    """A counter the WAHA webhook moves on every message of a chat: open histories poll it, not WhatsApp.
+
+    Only lines bound to an Open Line have their webhook set by us, so only their
+    counters are trusted (widget/live.py); other lines are asked of the gateway.
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "line_id", "client"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    line_id: Mapped[str] = mapped_column(String(128))
+    client: Mapped[str] = mapped_column(String(32))  # the client's number, digits (bridge/ids.client_id)
+    seq: Mapped[int] = mapped_column(default=0)

@@ -57,6 +57,9 @@ def _envelope(key: str | None) -> dict:
 def _accept(envelope: dict, portals) -> tuple[dict, int]:
     for chat in inbound.accept(envelope, portals):
         enqueue("deliver_inbound", *chat)
+    from ..widget import live
+
+    live.note_webhook(envelope, portals)  # open histories of the chat look again (widget/live.py)
     return {"ok": True}, 200
 
 
