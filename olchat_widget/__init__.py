@@ -42,6 +42,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(bridge_bp)
     app.register_blueprint(bridge_media_bp)
+
+    from .bridge.demo_views import bp as demo_openlines_bp
+
+    app.register_blueprint(demo_openlines_bp)
     init_jobs(app)
     _register_bitrix(app)
 

@@ -349,3 +349,45 @@ class LineState(db.Model):
     status: Mapped[str] = mapped_column(String(32))  # one of the widget's line states (gateway/base.py)
     version: Mapped[int] = mapped_column(default=1)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChatActivity(db.Model):
+    """A counter the WAHA webhook moves on every message of a chat: open histories poll it, not WhatsApp.
+
+    Only lines bound to an Open Line have their webhook set by us, so only their
+    counters are trusted (widget/live.py); other lines are asked of the gateway.
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "line_id", "client"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    line_id: Mapped[str] = mapped_column(String(128))
+    client: Mapped[str] = mapped_column(String(32))  # the client's number, digits (bridge/ids.client_id)
+    seq: Mapped[int] = mapped_column(default=0)
+
+
+class DemoOpenLineChat(db.Model):
+    """The demo portal's stand-in for a Bitrix24 Open Lines chat (bridge/demo_openlines.py)."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "openline_id", "client"),)
+    id: Mapped[int] = mapped_column(primary_key=True)  # the chat's CHAT_ID, as Bitrix24 would number it
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    openline_id: Mapped[str] = mapped_column(String(32))
+    client: Mapped[str] = mapped_column(String(32))  # chat.id = user.id: the client's digits
+    name: Mapped[str] = mapped_column(String(255), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DemoOpenLineMessage(db.Model):
+    """One message in a demo Open Lines chat: the client's, an operator's, or a system note."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # the im message id an operator's reply carries
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(ForeignKey("demo_open_line_chat.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(16))  # client | operator | system
+    author_name: Mapped[str] = mapped_column(String(255), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    external_id: Mapped[str | None] = mapped_column(String(255))  # the WhatsApp id
+    status: Mapped[str] = mapped_column(String(16), default="")  # operator's: sending | delivered
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -244,6 +244,53 @@
     }
   }
 
+  // Live history (templates/widget/_history_live.html polls every 2 s): no poll while the page is
+  // hidden, and after a failed poll the next ones wait longer and longer (up to a minute), so a
+  // server or gateway in trouble is not hammered by every open panel. Error answers are never
+  // swapped into the poll element: it keeps polling with its last state.
+  var live = { failures: 0, until: 0 };
+
+  function isLive(elt) { return !!(elt && elt.hasAttribute && elt.hasAttribute("data-live-history")); }
+
+  function liveFailed() {
+    live.failures += 1;
+    live.until = Date.now() + Math.min(2000 * Math.pow(2, live.failures), 60000);
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (isLive(evt.detail.elt) && (document.visibilityState === "hidden" || Date.now() < live.until)) {
+      evt.preventDefault();
+    }
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var xhr = evt.detail.xhr;
+    if (!isLive(evt.detail.requestConfig && evt.detail.requestConfig.elt)) { return; }
+    if (xhr.status >= 400) {
+      if (!(xhr.status === 401 && xhr.getResponseHeader("X-OLChat-Reauth"))) { liveFailed(); }
+      evt.detail.shouldSwap = false;
+    } else {
+      live.failures = 0;
+      live.until = 0;
+    }
+  });
+
+  document.addEventListener("htmx:sendError", function (evt) { if (isLive(evt.detail.elt)) { liveFailed(); } });
+
+  // A message appended to a list the user reads at its bottom keeps the bottom in view.
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var list = evt.detail.target;
+    if (list && list.matches && list.matches("ol.messages")) {
+      list.__olchatAtBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    }
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    var list = evt.detail.target;
+    if (list && list.__olchatAtBottom) { list.scrollTop = list.scrollHeight; delete list.__olchatAtBottom; }
+    localiseTimes();
+    Bridge.fit();
+  });
+
   // Events the server sends in HX-Trigger. htmx adds the requesting element to the event's
   // detail (detail.elt): pass on only the plain fields, a DOM node cannot be posted to the parent.
   function chatDetail(detail) {

@@ -64,6 +64,9 @@ def _accept(envelope: dict, portals, *, own_server: bool) -> tuple[dict, int]:
     else:
         for chat in inbound.accept(envelope, portals):
             enqueue("deliver_inbound", *chat)
+    from ..widget import live
+
+    live.note_webhook(envelope, portals)  # open histories of the chat look again (widget/live.py)
     return {"ok": True}, 200
 
 

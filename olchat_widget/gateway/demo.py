@@ -152,6 +152,15 @@ class DemoGateway:
         self._enter("download_media")
         raise GatewayNotFound("the demo gateway keeps no received files", line_id=line_id)
 
+    def client_writes(self, line_id: str, chat_id: str, text: str) -> Message:
+        """A client writes to the line (the demo's «Написать от клиента»): the message is in the chat now."""
+        self._working_line(line_id)
+        message = Message(id=f"false_{chat_id}_{uuid.uuid4().hex[:20].upper()}", from_me=False, text=text,
+                          timestamp=unix_now())
+        with self._lock:
+            self.chats.setdefault((line_id, chat_id), []).append(message)
+        return message
+
     def find_message(self, line_id: str, chat_id: str, message_id: str) -> Message | None:
         self._enter("find_message")
         for m in self.chats.get((line_id, chat_id), []):

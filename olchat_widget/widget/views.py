@@ -23,7 +23,7 @@ from ..jobs import enqueue
 from ..runtime import gateway_for, runtime
 from ..web import card_args, fragment, page
 from ..bridge.statuses import with_stored_acks
-from . import service
+from . import live, service
 
 bp = Blueprint("widget", __name__)
 
@@ -407,9 +407,37 @@ def history():
     offset = parse_int(request.args.get("offset", "0"), 0, MAX_OFFSET) or 0
     page_ = gateway_for(g.portal).history(line.id, chat_id, limit=20, offset=offset)
     page_ = with_stored_acks(g.portal.id, line.id, chat_id, page_)  # acks WAHA's history lacks (message.ack)
-    template = "widget/_history_page.html" if offset else "widget/_history.html"
-    return fragment(template, entity_type=entity_type, entity_id=entity_id, row=row, line=line, page=page_,
-                    next_offset=offset + len(page_.messages))
+    if offset:
+        return fragment("widget/_history_page.html", entity_type=entity_type, entity_id=entity_id, row=row,
+                        line=line, page=page_, next_offset=offset + len(page_.messages))
+    newest = page_.messages[-1] if page_.messages else None
+    watch = {"after": newest.id if newest else "", "at": (newest.timestamp or 0) if newest else 0,
+             "seen": live.seen_now(g.portal.id, line.id, chat_id)}
+    return fragment("widget/_history.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
+                    page=page_, next_offset=len(page_.messages), watch=watch)
+
+
+@bp.get("/widget/history/news")
+@widget_required
+def history_news():
+    """The open history's poll: 204 when nothing is new, else the new messages (appended out of band)."""
+    entity_type, entity_id = card_args()
+    target = _whatsapp_target(entity_type, entity_id)
+    if not isinstance(target, tuple):
+        return target
+    row, line, chat_id = target
+    after = request.args.get("after", "")
+    if len(after) > 255:
+        abort(400)
+    at = parse_int(request.args.get("at", "0"), 0, 1 << 40) or 0
+    seen_arg = request.args.get("seen")
+    seen = parse_int(seen_arg, 0, 1 << 62) if seen_arg else None
+    found = live.news(g.portal.id, line.id, chat_id, after=after, at=at, seen=seen, gateway=gateway_for(g.portal))
+    if found is None:
+        return "", 204
+    watch = {"after": found.newest, "at": found.newest_at, "seen": found.seen}
+    return fragment("widget/_history_news.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
+                    page=found, watch=watch)
 
 
 # ---------------------------------------------------------------- app view (F12)
