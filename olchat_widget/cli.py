@@ -50,14 +50,19 @@ def init_db_command():
 
 @click.command("worker")
 @click.option("--workers", default=4, show_default=True, help="threads running jobs")
-def worker_command(workers: int):
+@click.option("--max-delay", default=0.25, show_default=True,
+              help="longest pause, seconds, between two looks at an idle queue")
+def worker_command(workers: int, max_delay: float):
     """Run the background queue's consumer (Open Lines deliveries) until stopped."""
     from .jobs import queue_of
 
     huey = queue_of(current_app._get_current_object())
     click.echo(f"olchat worker: {type(huey).__name__}, {workers} threads")
-    # Threads: the jobs wait on HTTP (Bitrix24, WAHA), not on the CPU.
-    huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
+    # Threads: the jobs wait on HTTP (Bitrix24, WAHA), not on the CPU. huey's default idle back-off
+    # grows to 10 s, which a client's message would wait on the SQLite queue before it even starts
+    # (Redis blocks on the queue instead); a look every quarter second is one cheap query.
+    huey.create_consumer(workers=workers, worker_type="thread", periodic=True, initial_delay=0.05,
+                         max_delay=max_delay).run()
 
 
 def register_cli(app) -> None:

@@ -45,38 +45,29 @@ def init_jobs(app) -> None:
 
         return run
 
-    from .bridge import inbound, mirror, outbound
-
-    retries, delay = app.config["OLCHAT_JOB_RETRIES"], app.config["OLCHAT_JOB_RETRY_DELAY"]
-    app.extensions["olchat_tasks"] = {
-        "deliver_inbound": huey.task(retries=retries, retry_delay=delay, name="deliver_inbound")(
-            in_app(inbound.deliver_chat)),
-        "deliver_outbound": huey.task(retries=retries, retry_delay=delay, name="deliver_outbound")(
-            in_app(outbound.deliver)),
-        "deliver_mirror": huey.task(retries=retries, retry_delay=delay, name="deliver_mirror")(
-            in_app(mirror.deliver)),
-    }
     from huey import crontab
 
+    from .bridge import inbound, media, mirror, outbound, statuses
+
+    retries, delay = app.config["OLCHAT_JOB_RETRIES"], app.config["OLCHAT_JOB_RETRY_DELAY"]
+    jobs = {
+        "deliver_inbound": inbound.deliver_chat,      # a client's messages to the Open Line, one chat in order
+        "deliver_outbound": outbound.deliver,         # an operator's reply to WhatsApp, each part once
+        "deliver_mirror": mirror.deliver,             # widget sends and the phone's own into the Open Lines chat
+        "report_delivered": statuses.report_delivered,  # WhatsApp's ack told to Bitrix24, once
+        "report_failed": statuses.report_failed,
+    }
+    # A failing job waits twice as long each time (delay, 2×, 4× ...): a portal or WAHA that is down
+    # is not hammered; the sweeps below take over what is left after the last retry.
+    app.extensions["olchat_tasks"] = {
+        name: huey.task(retries=retries, retry_delay=delay, retry_backoff=2.0, name=name)(in_app(func))
+        for name, func in jobs.items()}
     # Every minute: chats whose job gave up or whose consumer died are queued again.
     huey.periodic_task(crontab(minute="*"), name="sweep_inbound")(in_app(inbound.sweep))
-    # Likewise for messages mirrored into Open Lines (widget sends, the phone's own).
     huey.periodic_task(crontab(minute="*"), name="sweep_mirror")(in_app(mirror.sweep))
-    from .bridge import media
-
     # Hourly: clients' files whose signed URLs have all expired are deleted.
     huey.periodic_task(crontab(minute="17"), name="forget_bridge_files")(in_app(media.forget_old_files))
-
-    from .bridge import statuses
-
-    # WhatsApp's acks of operators' messages, told to Bitrix24 (each once: a gate in the row).
-    app.extensions["olchat_tasks"].update({
-        "report_delivered": huey.task(retries=retries, retry_delay=delay, name="report_delivered")(
-            in_app(statuses.report_delivered)),
-        "report_failed": huey.task(retries=retries, retry_delay=delay, name="report_failed")(
-            in_app(statuses.report_failed)),
-    })
-    # Every hour: Bitrix24 may drop a connector from a line (it then loses messages silently).
+    # Hourly: Bitrix24 may drop a connector from a line (it then loses messages silently).
     huey.periodic_task(crontab(minute="17"), name="check_connectors")(in_app(statuses.check_connectors))
 
 
