@@ -4,7 +4,8 @@ Russian mobiles (+7 9xx) come from the numbering plan when one is loaded: a
 binary search, no libphonenumber parse, so describing a number is a few
 microseconds. Everything else — and +7 9xx numbers outside every allocated
 range — comes from libphonenumber's geocoder, carrier and time-zone data,
-cached per number because parsing is the slow part.
+cached per number because parsing is the slow part. Place names are in the
+locale's language throughout (places.py, zones.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from phonenumbers import NumberParseException, PhoneNumberType, carrier, geocode
 from phonenumbers import timezone as pn_timezone
 
 from .numbering import national_9xx
+from .places import place
 
 if TYPE_CHECKING:
     from .numbering import NumberingPlan
@@ -97,10 +99,11 @@ def _describe_libphonenumber(e164: str, lang: str) -> PhoneInfo:
         country = phonenumbers.region_code_for_number(number)
         if country in (None, "", "ZZ", "001"):
             country = None
-        region = geocoder.description_for_number(number, lang) or None
         operator = carrier.name_for_number(number, lang) or None
         number_type = _NUMBER_TYPES.get(phonenumbers.number_type(number))
         zones = _zones(number, country)
+        # One language per line: the place in lang, or the country alone (places.py).
+        region = place(number, country, zones, lang)
     except Exception:  # data quirks in libphonenumber must not break a card
         return PhoneInfo(e164, None, None, None, SOURCE_LIBPHONENUMBER, ())
     return PhoneInfo(e164, country, region, operator, SOURCE_LIBPHONENUMBER, zones, number_type)

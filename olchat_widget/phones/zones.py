@@ -162,12 +162,50 @@ ALIASES: dict[str, str] = {
     "ДНР": "Донецкая Народная Республика",
     "ЛНР": "Луганская Народная Республика",
     "Крым": "Республика Крым",
+    # libphonenumber's Russian geocoder spells some subjects its own way.
+    "Республика Удмуртская": "Удмуртская Республика",
+    "Ханты-Мансийский-Югра АО": "Ханты-Мансийский автономный округ - Югра",
+    "Республика Саха /Якутия/": "Республика Саха (Якутия)",
+    "Республика Кабардино-Балкарская": "Кабардино-Балкарская Республика",
+    "Республика Чеченская": "Чеченская Республика",
+    "Республика Карачаево-Черкесская": "Карачаево-Черкесская Республика",
 }
+
+# How the federal cities read in Russian: «Москва», not the register's «Город Москва»,
+# so that a Moscow landline and a Moscow mobile say the same word.
+SHORT_RU: dict[str, str] = {
+    "Город Москва": "Москва",
+    "Город Санкт-Петербург": "Санкт-Петербург",
+    "Город Севастополь": "Севастополь",
+}
+
+# A federal city and the subject around it share their mobile ranges
+# ('Город Москва, Московская область'); people call such a number by the city,
+# and a landline of the city must read the same, so the display keeps the city.
+CITY_SURROUNDINGS: dict[str, str] = {
+    "Город Москва": "Московская область",
+    "Город Санкт-Петербург": "Ленинградская область",
+    "Город Севастополь": "Республика Крым",
+}
+
+
+def subject_name(subject: str, lang: str) -> str:
+    """Return the display name of a canonical subject in 'ru' or (any other language) English."""
+    if lang == "ru":
+        return SHORT_RU.get(subject, subject)
+    return SUBJECTS[subject][0]
+
+
+def _shown_subjects(subjects) -> list[str]:
+    """Return the subjects worth naming: a federal city's surrounding subject is left out."""
+    present = set(subjects)
+    hidden = {around for city, around in CITY_SURROUNDINGS.items() if city in present}
+    return [s for s in subjects if s not in hidden]
 
 
 def _key(name: str) -> str:
     """Return a spelling-insensitive key: case, 'ё', dashes, spaces and 'обл.' folded."""
-    key = name.casefold().replace("ё", "е")
+    key = name.casefold().replace("ё", "е").replace("\u0301", "")  # stress marks: 'Луга́нская'
     key = re.sub(r"\s*[-\u2010-\u2015\u2212]\s*", "-", key)
     key = re.sub(r"\s+", " ", key).strip()
     key = re.sub(r"\bобл\.?$", "область", key)
@@ -246,11 +284,14 @@ def resolve_territory(value: str) -> Territory:
         else:
             subjects.append(name)
     if not known or not subjects:
-        # A partly unknown value must not yield a confident time from the known part.
-        return Territory(raw, raw, raw, tuple(subjects), (), False)
-    en = ", ".join(SUBJECTS[s][0] for s in subjects)
+        # A partly unknown value must not yield a confident time from the known part;
+        # in English it is spelt in Latin letters rather than left in Russian.
+        return Territory(raw, raw, transliterate(raw), tuple(subjects), (), False)
+    shown = _shown_subjects(subjects)
+    ru = ", ".join(subject_name(s, "ru") for s in shown)
+    en = ", ".join(subject_name(s, "en") for s in shown)
     zones = _merge_zones(SUBJECTS[s][1] for s in subjects)
-    return Territory(raw, raw, en, tuple(subjects), zones, True)
+    return Territory(raw, ru, en, tuple(subjects), zones, True)
 
 
 def _resolve_locality(raw: str) -> Territory:
@@ -268,9 +309,10 @@ def _resolve_locality(raw: str) -> Territory:
         else:
             localities.append(part)
     if not subjects:
-        return Territory(raw, raw.replace("|", ", "), raw.replace("|", ", "), (), (), False)
-    ru = ", ".join(localities + subjects)
+        shown = raw.replace("|", ", ")
+        return Territory(raw, shown, transliterate(shown), (), (), False)
+    ru = ", ".join(localities + [subject_name(s, "ru") for s in _shown_subjects(subjects)])
     en_localities = [transliterate(re.sub(r"^(г\.|город|пгт\.?|с\.|пос\.)\s*", "", loc)) for loc in localities]
-    en = ", ".join(en_localities + [SUBJECTS[s][0] for s in subjects])
+    en = ", ".join(en_localities + [subject_name(s, "en") for s in _shown_subjects(subjects)])
     zones = _merge_zones(SUBJECTS[s][1] for s in subjects)
     return Territory(raw, ru, en, tuple(subjects), zones, True)

@@ -94,7 +94,7 @@ def test_locality_form():
 
 
 def test_display_names():
-    assert resolve_territory("Город Москва, Московская область").en == "Moscow, Moscow Oblast"
+    assert resolve_territory("Город Москва, Московская область").en == "Moscow"
     assert resolve_territory("Российская Федерация").ru == "Россия"
 
 
