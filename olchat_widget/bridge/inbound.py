@@ -25,6 +25,7 @@ MESSAGE_EVENTS = ("message", "message.any")
 CLAIM_STALE = timedelta(seconds=60)
 BATCH = 20  # messages of one chat in one send.messages request
 ROUNDS = 10  # batches one job sends before it queues the chat's rest as a new job
+UNCONFIRMED = "unconfirmed"  # BridgeMessage.error: sent, maybe received, no answer: ask before sending again
 
 
 def signature_ok(raw: bytes, key: str, signature: str | None) -> bool:
@@ -104,7 +105,7 @@ def deliver_chat(portal_id: int, line_id: str, client: str) -> int:
 
 def _send_batch(portal_id: int, client: str, rows: list[BridgeMessage]) -> int:
     from ..b24.portal import app_client
-    from ..b24.client import B24Error
+    from ..b24.client import B24Error, B24Unavailable
 
     portal = db.session.get(Portal, portal_id)
     # Files first: WAHA deletes them within minutes, whatever Bitrix24 answers below.
@@ -114,19 +115,19 @@ def _send_batch(portal_id: int, client: str, rows: list[BridgeMessage]) -> int:
         if not rows:
             raise RetryTask(delay=backoff(max(row.attempts for row in waiting)))  # a file is not received yet
     connector = current_app.config["OLCHAT_CONNECTOR_ID"]
-    messages = []
-    for row in rows:
-        part = json.loads(row.payload)
-        message = media.dress({"id": row.source_id, "text": part.get("text") or " "}, part, portal_id)
-        if part.get("date"):
-            message["date"] = part["date"]
-        messages.append({"user": {"id": client, "name": part.get("name") or "WhatsApp", "phone": "+" + client},
-                         "message": message, "chat": {"id": client}})
+    b24 = app_client(portal)
     try:
-        answer = app_client(portal).call("imconnector.send.messages",
-                                         {"CONNECTOR": connector, "LINE": rows[0].openline_id, "MESSAGES": messages})
+        rows, known = _not_there_yet(b24, connector, client, rows)
+        delivered = len(known)
+        if not rows:
+            db.session.commit()
+            return delivered
+        messages = [_item(row, client, portal_id) for row in rows]
+        answer = b24.call("imconnector.send.messages",
+                          {"CONNECTOR": connector, "LINE": rows[0].openline_id, "MESSAGES": messages})
     except B24Error as exc:
-        _release(rows, f"{type(exc).__name__}")
+        # Bitrix24 gave no answer (timeout, broken connection, a 5xx): it may have the messages all the same.
+        _release(rows, UNCONFIRMED if type(exc) is B24Unavailable else f"{type(exc).__name__}")
         attempts = max(row.attempts for row in rows)
         if attempts >= current_app.config["OLCHAT_JOB_RETRIES"] + 1:
             return 0  # given up for now: the sweep queues the chat again in a minute
@@ -138,7 +139,43 @@ def _send_batch(portal_id: int, client: str, rows: list[BridgeMessage]) -> int:
     if waiting:
         # A file is not received yet: the rows from it on go on the retry, in order.
         raise RetryTask(delay=backoff(max(row.attempts for row in waiting)))
-    return len(rows)
+    return delivered + len(rows)
+
+
+def _item(row: BridgeMessage, client: str, portal_id: int) -> dict:
+    """One MESSAGES[] entry of send.messages (and update.messages) for a stored client message."""
+    part = json.loads(row.payload)
+    message = media.dress({"id": row.source_id, "text": part.get("text") or " "}, part, portal_id)
+    if part.get("date"):
+        message["date"] = part["date"]
+    return {"user": {"id": client, "name": part.get("name") or "WhatsApp", "phone": "+" + client},
+            "message": message, "chat": {"id": client}}
+
+
+def _not_there_yet(b24, connector: str, client: str, rows: list[BridgeMessage]):
+    """Split off the rows Bitrix24 may have already: those it has are marked delivered. Return (to send, had).
+
+    A consumer that died after Bitrix24 took its batch, or a send whose answer
+    was lost, leaves rows that look undelivered. Bitrix24 does not de-duplicate
+    message ids, so sending them again would show them twice. Instead each is
+    first "updated" by its id with imconnector.update.messages (same text): a
+    message Bitrix24 has is confirmed by that, one it lacks is refused, and
+    only those are sent.
+    """
+    unsure = [row for row in rows if row.error == UNCONFIRMED]
+    if not unsure:
+        return rows, []
+    answer = b24.call("imconnector.update.messages", {
+        "CONNECTOR": connector, "LINE": unsure[0].openline_id,
+        "MESSAGES": [_item(row, client, row.portal_id) for row in unsure]})
+    results = answer.get("DATA", {}).get("RESULT") if isinstance(answer, dict) and isinstance(
+        answer.get("DATA"), dict) else None
+    results = results if isinstance(results, list) else []
+    had = [row for n, row in enumerate(unsure)
+           if n < len(results) and isinstance(results[n], dict) and results[n].get("SUCCESS") is True]
+    for row in had:
+        row.status, row.error = "delivered", None
+    return [row for row in rows if row not in had], had
 
 
 def backoff(attempts: int) -> float:
@@ -180,6 +217,11 @@ def _claim(portal_id: int, line_id: str, client: str) -> list[BridgeMessage]:
     if not ids:
         db.session.rollback()
         return []
+    # A dead consumer's claim: it may have delivered these before it died (see _not_there_yet).
+    db.session.execute(update(BridgeMessage).where(
+        BridgeMessage.id.in_(ids), BridgeMessage.status == "sending",
+        BridgeMessage.updated_at <= now - CLAIM_STALE)
+        .values(error=UNCONFIRMED, updated_at=BridgeMessage.updated_at))  # keep the stale time: the claim reads it
     # The claim is one UPDATE guarded by the states read: a concurrent consumer's claim makes it miss.
     claimed = db.session.execute(update(BridgeMessage).where(
         BridgeMessage.id.in_(ids),
@@ -197,7 +239,8 @@ def _claim(portal_id: int, line_id: str, client: str) -> list[BridgeMessage]:
 
 def _release(rows, error: str) -> None:
     for row in rows:
-        row.status, row.error = "queued", error[:255]
+        # A row Bitrix24 may have stays marked so until Bitrix24 says whether it has it.
+        row.status, row.error = "queued", UNCONFIRMED if row.error == UNCONFIRMED else error[:255]
     db.session.commit()
 
 

@@ -180,6 +180,59 @@ def test_on_the_queue_a_chat_a_dead_consumer_held_is_taken_over_once_its_claim_i
     assert [m["text"] for m in fake.messages_in(chat["CHAT_ID"])].count("Есть кто?") == 1
 
 
+def test_a_consumer_killed_after_bitrix24_took_the_batch_does_not_make_it_show_twice(served_on_a_queue, fake,
+                                                                                      waha):
+    from olchat_widget.bridge.inbound import sweep
+
+    app, url = served_on_a_queue
+    connect_open_line(app, fake, url)
+    waha.client_writes("sales", IVAN, "Первое")
+    consumer = queue_of(app).create_consumer(workers=1, worker_type="thread", periodic=False)
+    consumer.start()
+    try:
+        assert wait_for(lambda: any(c["user_external_id"] == IVAN for c in fake.openline_chats()))
+        with app.app_context():
+            # The consumer died between Bitrix24's answer and its own commit: the row still says "sending".
+            row = db.session.scalar(db.select(BridgeMessage).filter_by(direction="in"))
+            row.status = "sending"
+            db.session.commit()
+        waha.client_writes("sales", IVAN, "Второе")  # not yet in Bitrix24: it must go, once
+        app.extensions["olchat_clock"].advance(CLAIM_STALE.total_seconds() + 1)
+        with app.app_context():
+            assert sweep() == 1
+        [chat] = fake.openline_chats()
+        assert wait_for(lambda: len(fake.messages_in(chat["CHAT_ID"])) == 2)
+        time.sleep(0.5)
+    finally:
+        consumer.stop(graceful=True)
+    assert [m["text"] for m in fake.messages_in(chat["CHAT_ID"])] == ["Первое", "Второе"]
+    assert fake.ol_counters["updated"] == 1  # Bitrix24 was asked about the one it may have had
+    with app.app_context():
+        assert {r.status for r in db.session.scalars(db.select(BridgeMessage).filter_by(direction="in"))} == {
+            "delivered"}
+
+
+def test_a_send_whose_answer_was_lost_is_confirmed_not_repeated(served_on_a_queue, fake, waha):
+    app, url = served_on_a_queue
+    connect_open_line(app, fake, url)
+    fake.latency = 4.0  # Bitrix24 takes the message but answers after our 3 s read timeout
+    waha.client_writes("sales", IVAN, "Медленно")
+    consumer = queue_of(app).create_consumer(workers=1, worker_type="thread", periodic=False)
+    consumer.start()
+    try:
+        assert wait_for(lambda: fake.openline_chats(), seconds=10)
+        fake.latency = 0.0
+        with app.app_context():
+            def settled():
+                db.session.rollback()
+                return db.session.scalar(db.select(BridgeMessage.status).filter_by(direction="in")) == "delivered"
+            assert wait_for(settled, seconds=15)
+    finally:
+        consumer.stop(graceful=True)
+    [chat] = fake.openline_chats()
+    assert [m["text"] for m in fake.messages_in(chat["CHAT_ID"])] == ["Медленно"]
+
+
 def test_messages_of_a_busy_chat_are_taken_by_the_job_already_delivering_it(served_on_a_queue, fake, waha):
     app, url = served_on_a_queue
     connect_open_line(app, fake, url)

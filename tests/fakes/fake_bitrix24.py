@@ -304,7 +304,7 @@ class FakeBitrix24:
         self.application_token = "fake-application-token-0000000001"  # auth[application_token] of events
         self.event_timeout = 5.0  # how long fire_event waits for a handler (never retries, like Bitrix24)
         self.ol_counters: dict[str, int] = {"messages": 0, "hung": 0, "chats": 0, "leads": 0, "deliveries": 0,
-                                            "events": 0, "operator_messages": 0}
+                                            "events": 0, "operator_messages": 0, "updated": 0}
         self.ol_callers: list[tuple[str, int]] = []  # (method, user_id) of every imconnector/imopenlines call
         self.register_refusals: list[str] = []  # why imconnector.register answered result:false
         self.event_deliveries: list[dict] = []  # every POST fire_event made
@@ -1284,6 +1284,30 @@ def _download(file: dict) -> dict:
     return file
 
 
+def _imconnector_update_messages(fake: FakeBitrix24, user_id: int, params: dict):
+    """imconnector.update.messages (CustomConnectors::updateMessages): the messages of MESSAGES[] found by
+    the chat's user code and their external ``message.id`` get the new text. Guess at the answer (the docs
+    show none): send.messages' shape, SUCCESS false with an error for a message the chat does not hold."""
+    p = _ol_args(fake, user_id, "imconnector.update.messages", params, "CONNECTOR", "LINE", "MESSAGES")
+    connector = _known_connector(fake, p["CONNECTOR"])
+    line = str(p["LINE"])
+    results = []
+    for item in as_list(p["MESSAGES"]):
+        user, message, chat = (item.get(k) if isinstance(item, dict) else None for k in ("user", "message", "chat"))
+        if not all(isinstance(x, dict) for x in (user, message, chat)) or message.get("id") in (None, ""):
+            raise FakeError("100", "The incorrect structure of a message inside the MESSAGES parameter.", 400)
+        chat_id = fake._ol_by_code.get(f"{connector}|{line}|{chat.get('id')}|{user.get('id')}")
+        found = [m for m in fake._ol[chat_id]["messages"] if m.get("external_id") == str(message["id"])] \
+            if chat_id is not None else []
+        for m in found:
+            m["text"] = message.get("text") or m["text"]
+            m["updated"] = m.get("updated", 0) + 1
+        fake.ol_counters["updated"] += len(found)
+        results.append({"SUCCESS": bool(found), "ERRORS": [] if found else ["MESSAGE_NOT_FOUND"],
+                        "message": {"id": str(message["id"])}})
+    return {"SUCCESS": True, "ERRORS": [], "DATA": {"RESULT": results}}
+
+
 def _crm_tracker(fake: FakeBitrix24, chat: dict) -> None:
     """CHAT_GROUP=N: attach the new chat to the record whose messenger field (IM, OPENLINE) holds the chat's
     ``imol|<user code>`` -- where Bitrix24 keeps which client a chat is (crm.lead.get shows such an IM entry;
@@ -1449,6 +1473,7 @@ _METHODS: dict[str, Callable] = {
     "imconnector.status": _imconnector_status,
     "imconnector.connector.data.set": _imconnector_connector_data_set,
     "imconnector.send.messages": _imconnector_send_messages,
+    "imconnector.update.messages": _imconnector_update_messages,
     "imconnector.send.status.delivery": _imconnector_send_status_delivery,
     "imopenlines.session.open": _imopenlines_session_open,
     "imopenlines.dialog.get": _imopenlines_dialog_get,
