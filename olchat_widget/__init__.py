@@ -62,7 +62,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_templating(app)
 
     register_cli(app)
-    app.jinja_env.globals["static_version"] = _static_version()
+    from .static_files import init_static
+
+    init_static(app)
     return app
 
 
@@ -87,8 +89,3 @@ def _register_bitrix(app: Flask) -> None:
         return
     app.register_blueprint(b24_bp)
 
-
-def _static_version() -> str:
-    """A cache-busting suffix for static files: their newest modification time."""
-    newest = max((p.stat().st_mtime for p in (ROOT / "static").glob("*.*")), default=0)
-    return str(int(newest))

@@ -84,7 +84,3 @@ def add_security_headers(response: Response) -> Response:
     if request.path.startswith(("/widget", "/app", "/admin", "/b24", "/auth", "/debug/token")):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
-
-
-def static_version() -> str:
-    return current_app.config.get("OLCHAT_STATIC_VERSION", "1")
