@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from olchat_widget.models import BridgeMessage, OutgoingMessage, db
-from tests.bridge.test_bridge_e2e import IVAN, _serve, connect_open_line
+from tests.bridge.test_bridge_e2e import IVAN, connect_open_line, served, waha  # noqa: F401 -- fixtures
 from tests.fakes.fake_bitrix24 import CONTACT, LEAD
-from tests.fakes.fake_waha import SEND_TEXT, FakeWaha
+from tests.fakes.fake_waha import SEND_TEXT
 from tests.html import parse
 from tests.test_b24_app import fake  # noqa: F401 -- the portal fixture
 
@@ -20,17 +20,6 @@ PHONE = "+" + IVAN  # on contact 1, contact 2 and lead 7 of the demo CRM; has Wh
 CONTACT_CARD = {"entity_type": CONTACT, "entity_id": 1}
 LEAD_CARD = {"entity_type": LEAD, "entity_id": 7}
 DEAL_CARD = {"entity_type": 2, "entity_id": 10}  # deal «Поставка»: contacts 1 and 2, company 5
-
-
-@pytest.fixture
-def waha():
-    with FakeWaha() as server:
-        yield server
-
-
-@pytest.fixture
-def served(tmp_path, fake, waha):
-    yield from _serve(tmp_path, fake, waha, OLCHAT_JOBS_IMMEDIATE=True)
 
 
 class Frame:
