@@ -70,17 +70,40 @@ def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
         binding = db.session.scalar(db.select(OpenLineBinding).filter_by(portal_id=portal.id, line_id=session))
         if binding is None:
             continue
-        row = BridgeMessage(portal_id=portal.id, direction="in", source_id=message_id[:255], part=0,
-                            line_id=session, openline_id=binding.openline_id, client=client,
-                            payload=json.dumps(part, ensure_ascii=False))
-        db.session.add(row)
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()  # WAHA posted it before (retry or duplicate): already stored
-            continue
-        chats.append((portal.id, session, client))
+        if _store(portal.id, message_id, session, binding.openline_id, client, part):
+            chats.append((portal.id, session, client))
     return chats
+
+
+def _store(portal_id: int, message_id: str, line_id: str, openline_id: str, client: str, part: dict) -> bool:
+    """Store one client message once; return whether it is new.
+
+    The open histories' counter of the chat moves in the same commit (one write
+    per webhook, not two: the webhook must answer fast under a burst).
+    """
+    from ..widget import live
+
+    def row():
+        return BridgeMessage(portal_id=portal_id, direction="in", source_id=message_id[:255], part=0,
+                             line_id=line_id, openline_id=openline_id, client=client,
+                             payload=json.dumps(part, ensure_ascii=False))
+
+    live.bump(portal_id, line_id, client)  # first: its UPDATE would flush the row early
+    db.session.add(row())
+    try:
+        db.session.commit()
+        return True
+    except IntegrityError:
+        db.session.rollback()
+    # Either WAHA posted it before (a retry, a duplicate) or the chat's first counter was made meanwhile.
+    db.session.add(row())
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # already stored: nothing new
+        return False
+    live.touch(portal_id, line_id, client)
+    return True
 
 
 def deliver_chat(portal_id: int, line_id: str, client: str) -> int:

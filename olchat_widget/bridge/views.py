@@ -64,9 +64,13 @@ def _accept(envelope: dict, portals, *, own_server: bool) -> tuple[dict, int]:
     else:
         for chat in inbound.accept(envelope, portals):
             enqueue("deliver_inbound", *chat)
-    from ..widget import live
+        payload = envelope.get("payload")
+        if isinstance(payload, dict) and payload.get("fromMe"):
+            from ..widget import live
 
-    live.note_webhook(envelope, portals)  # open histories of the chat look again (widget/live.py)
+            # Open histories of the chat look again (widget/live.py); a client's message moved
+            # the counter already, with its row.
+            live.note_webhook(envelope, portals)
     return {"ok": True}, 200
 
 

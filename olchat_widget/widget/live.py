@@ -54,6 +54,13 @@ def note_webhook(envelope: dict, portals) -> None:
         touch(portal_id, session, client)
 
 
+def bump(portal_id: int, line_id: str, client: str) -> None:
+    """Move the chat's counter within the caller's transaction (the caller commits and handles a race)."""
+    chat = (ChatActivity.portal_id == portal_id, ChatActivity.line_id == line_id, ChatActivity.client == client)
+    if not db.session.execute(update(ChatActivity).where(*chat).values(seq=ChatActivity.seq + 1)).rowcount:
+        db.session.add(ChatActivity(portal_id=portal_id, line_id=line_id, client=client, seq=1))
+
+
 def touch(portal_id: int, line_id: str, client: str) -> None:
     """Something happened in the chat: the next poll of an open history looks."""
     chat = (ChatActivity.portal_id == portal_id, ChatActivity.line_id == line_id, ChatActivity.client == client)
