@@ -58,6 +58,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "wa_yes": {"ru": "есть WhatsApp", "en": "has WhatsApp"},
     "wa_no": {"ru": "нет WhatsApp", "en": "no WhatsApp"},
     "wa_checking": {"ru": "проверяем…", "en": "checking…"},
+    # When a number's status was last asked of WhatsApp (the refresh re-checks only old answers).
+    "checked_just_now": {"ru": "проверено только что", "en": "checked just now"},
+    "checked_min_ago": {"ru": "проверено {n} мин назад", "en": "checked {n} min ago"},
+    "checked_h_ago": {"ru": "проверено {n} ч назад", "en": "checked {n} h ago"},
+    "checked_d_ago": {"ru": "проверено {n} дн. назад", "en": "checked {n} d ago"},
     "wa_unknown": {"ru": "неизвестно", "en": "unknown"},
     "wa_unknown_gateway": {"ru": "неизвестно (шлюз недоступен)", "en": "unknown (gateway unavailable)"},
     "wa_unknown_line": {"ru": "неизвестно (линия не подключена)", "en": "unknown (line not connected)"},
