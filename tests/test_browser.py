@@ -123,6 +123,13 @@ def show_widget(root, label="Отобразить виджет"):
     settle(root)
 
 
+def shown_by_itself(root):
+    """A card whose every status is remembered opens without «Отобразить виджет» (nothing would be checked)."""
+    expect(root.locator("li[data-phone]").first).to_be_visible()
+    expect(root.get_by_role("button", name="Отобразить виджет")).to_have_count(0)
+    settle(root)
+
+
 def settle(root):
     expect(root.locator("[data-checking]")).to_have_count(0)
     idle(root)
@@ -239,7 +246,7 @@ def test_line_choice_reloads_phones_and_survives_a_reload(page, server):
     expect(page.locator("[data-line-health]")).to_have_attribute("data-line-health", "WORKING")
 
     page.reload()
-    show_widget(page)
+    shown_by_itself(page)  # every status is remembered now
     expect(page.locator("#olchat-line-select")).to_have_value("support")
     expect(row(page, IVAN).locator('[data-action="open-app"]')).to_have_attribute("data-for-line", "support")
 
