@@ -9,7 +9,9 @@ is asked of WhatsApp as rarely as possible:
 * the answer is stored in the database for its freshness window (7 days for
   "has WhatsApp", 1 day for "no"), shared by every worker and restart;
 * one check at a time per line in a worker, with a pause between checks;
-* a daily budget of checks per line, counted in the database.
+* a daily budget of checks per line, counted in the database;
+* «Обновить данные виджета» drops only answers older than the portal's
+  re-check age (Settings.recheck_minutes), so pressing it again costs nothing.
 """
 from __future__ import annotations
 
@@ -106,16 +108,6 @@ class PresenceGuard:
         with self._lock:
             self._cache[(portal_id, row.phone)] = status
         return status
-
-    def forget(self, portal_id: int, phones: list[str]) -> None:
-        """Drop what is remembered about ``phones`` (the user asked for a refresh)."""
-        with self._lock:
-            for phone in phones:
-                self._cache.pop((portal_id, phone), None)
-        if phones:
-            db.session.execute(delete(NumberCheck).where(NumberCheck.portal_id == portal_id,
-                                                         NumberCheck.phone.in_(phones)))
-            db.session.commit()
 
     def forget_checked_before(self, portal_id: int, phones: list[str], before: datetime) -> list[str]:
         """Drop what is remembered about those of ``phones`` last checked before ``before``; return them.
