@@ -434,7 +434,7 @@ def test_open_chat_and_open_app_go_through_the_bridge_to_the_chat_view(page, ser
 
     # Back to the card (same debug page, its log kept): «Открыть приложение» on another number.
     frame = open_card_on_debug_page(page, server, load=False)
-    show_widget(frame)
+    shown_by_itself(frame)  # every status is remembered: no «Отобразить виджет»
     row(frame, ANNA).get_by_role("button", name="Открыть приложение").click()
     expect(_bridge_entries(page)).to_have_count(2)
     expect(_bridge_entries(page).last).to_contain_text("BX24.openApplication")
@@ -459,7 +459,7 @@ def test_create_chat_opens_it_through_the_bridge(page, server):
 
     # Back in the card the number now offers «Открыть чат» instead.
     frame = open_card_on_debug_page(page, server, load=False)
-    show_widget(frame)
+    shown_by_itself(frame)
     expect(row(frame, ANNA).get_by_role("button", name="Открыть чат")).to_be_visible()
     expect(row(frame, ANNA).get_by_role("button", name="Создать чат")).to_have_count(0)
 
