@@ -90,6 +90,10 @@ class Settings(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"), unique=True)
     always_show: Mapped[bool] = mapped_column(default=False)  # F13: skip «Отобразить виджет»
+    # Skip «Отобразить виджет» when every number's status is remembered (nothing would be checked).
+    auto_show: Mapped[bool] = mapped_column(default=True)
+    # «Обновить данные виджета» re-checks a number only when its last check is older than this.
+    recheck_minutes: Mapped[int] = mapped_column(default=10)
     max_phones: Mapped[int | None]  # None: the deployment's OLCHAT_MAX_PHONES
     default_region: Mapped[str | None] = mapped_column(String(2))
     check_budget: Mapped[int | None]  # checks per line per day; None: OLCHAT_CHECK_BUDGET

@@ -42,6 +42,22 @@ def iso_time(timestamp: int) -> str:
         return ""
 
 
+def checked_ago(checked_at: datetime | None) -> str:
+    """«проверено 5 мин назад»: how long ago a number's status was asked of WhatsApp, by the app clock."""
+    if checked_at is None:
+        return ""
+    from .clock import utcnow
+
+    minutes = max(int((utcnow() - checked_at).total_seconds() // 60), 0)
+    if minutes < 1:
+        return t("checked_just_now")
+    if minutes < 60:
+        return t("checked_min_ago", n=minutes)
+    if minutes < 24 * 60:
+        return t("checked_h_ago", n=minutes // 60)
+    return t("checked_d_ago", n=minutes // (24 * 60))
+
+
 def digits(e164: str) -> str:
     return "".join(ch for ch in e164 if ch.isdigit())
 
@@ -83,5 +99,6 @@ def row_urls(entity_type: int, entity_id: int, phone: str, line_id: str | None) 
 def register_templating(app) -> None:
     app.jinja_env.filters.update(phone_display=phone_display, owner_label=owner_label,
                                  message_time=message_time, iso_time=iso_time, digits=digits)
-    app.jinja_env.globals.update(t=t, tr=tr, row_urls=row_urls, line_state=line_state, error_text=error_text)
+    app.jinja_env.globals.update(t=t, tr=tr, row_urls=row_urls, line_state=line_state, error_text=error_text,
+                                 checked_ago=checked_ago)
     app.jinja_env.globals["MSK"] = MSK

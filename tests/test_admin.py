@@ -65,6 +65,65 @@ def test_invalid_settings_are_refused_and_nothing_changes(client):
     assert order.status_code == 422 and "order" in parse(order.data).find("p", data_errors=True).get("data-errors")
 
 
+def test_rejected_save_keeps_what_the_admin_typed_and_says_per_field_what_is_wrong(client):
+    admin = Widget(client, "admin")
+    typed = {**FORM, "always_show": "1", "orange_start": "07:30", "green_start": "25:00", "max_phones": "60",
+             "default_region": "RUS", "check_budget": "abc", "recheck_minutes": "30"}
+    answer = admin.post("/admin/settings/form", typed)
+    assert answer.status_code == 422
+    page = parse(answer.data)
+    # Every field shows the admin's input, the good ones and the bad ones alike (nothing was saved).
+    for name in ("orange_start", "green_start", "max_phones", "default_region", "check_budget", "recheck_minutes"):
+        assert page.find("input", name=name).get("value") == typed[name], name
+    assert "checked" in page.find("input", name="always_show").attrs
+    assert "checked" not in page.find("input", name="auto_show").attrs  # unticked by the admin
+    said = {e.get("data-field-error"): e.text for e in page.find_all("small", data_field_error=True)}
+    assert said == {"green_start": "Время — в виде ЧЧ:ММ, от 00:00 до 23:59",
+                    "max_phones": "Целое число от 1 до 50 или пусто",
+                    "default_region": "Две латинские буквы — код страны ISO, например RU",
+                    "check_budget": "Целое число от 0 до 10000 или пусто"}
+    bad = page.find("input", name="max_phones")
+    assert bad.get("aria-invalid") == "true" and bad.get("aria-describedby") == "error-max_phones"
+    assert page.find("input", name="orange_start").get("aria-invalid") is None
+    # The stored settings did not change.
+    stored = parse(admin.get("/admin/settings/form").data)
+    assert stored.find("input", name="orange_start").get("value") == "08:00"
+    assert stored.find("input", name="recheck_minutes").get("value") == "10"
+    assert "checked" in stored.find("input", name="auto_show").attrs
+
+
+def test_thresholds_out_of_order_are_named_on_the_times(client):
+    answer = Widget(client, "admin").post("/admin/settings/form", {**FORM, "green_start": "21:00"})
+    page = parse(answer.data)
+    assert answer.status_code == 422 and page.find("input", name="green_start").get("value") == "21:00"
+    assert "по порядку" in page.find("small", data_field_error="order").text
+    assert all(page.find("input", name=n).get("aria-invalid") == "true"
+               for n in ("orange_start", "green_start", "green_end", "orange_end"))
+
+
+def test_recheck_age_and_auto_show_are_saved(client):
+    admin = Widget(client, "admin")
+    refused = admin.post("/admin/settings/form", {**FORM, "auto_show": "1", "recheck_minutes": "-5"})
+    assert refused.status_code == 422
+    assert parse(refused.data).find("small", data_field_error="recheck_minutes").text == "Целое число от 0 до 1440"
+    saved = admin.post("/admin/settings/form", {**FORM, "recheck_minutes": "45"})
+    assert saved.status_code == 200
+    page = parse(saved.data)
+    assert page.find("input", name="recheck_minutes").get("value") == "45"
+    assert "checked" not in page.find("input", name="auto_show").attrs
+    empty = parse(admin.post("/admin/settings/form", {**FORM, "auto_show": "1", "recheck_minutes": ""}).data)
+    assert empty.find("input", name="recheck_minutes").get("value") == "10"  # empty: the default
+    assert "checked" in empty.find("input", name="auto_show").attrs
+
+
+def test_rejected_gateway_url_is_shown_back(client):
+    answer = Widget(client, "admin").post("/admin/gateway", {"base_url": "ftp://waha.example", "api_key": "k"})
+    assert answer.status_code == 422
+    page = parse(answer.data)
+    assert page.find("input", name="base_url").get("value") == "ftp://waha.example"
+    assert page.find("small", data_field_error="base_url") is not None
+
+
 def test_checks_and_sends_per_line_are_shown(client):
     admin = Widget(client, "admin")
     admin.get("/widget/body", **DEAL)
@@ -77,6 +136,8 @@ def test_checks_and_sends_per_line_are_shown(client):
     row = table.find("tr", data_stats_line="sales")
     assert row.get("data-checks") == "2" and row.get("data-sends") == "1"
     assert "2.0" in row.text
+    # The line by the name people know it by, not the gateway's id.
+    assert row.find("td", data_line_name=True).text == "Продажи"
 
 
 def test_numbering_plan_status(tmp_path, client):

@@ -123,6 +123,13 @@ def show_widget(root, label="Отобразить виджет"):
     settle(root)
 
 
+def shown_by_itself(root):
+    """A card whose every status is remembered opens without «Отобразить виджет» (nothing would be checked)."""
+    expect(root.locator("li[data-phone]").first).to_be_visible()
+    expect(root.get_by_role("button", name="Отобразить виджет")).to_have_count(0)
+    settle(root)
+
+
 def settle(root):
     expect(root.locator("[data-checking]")).to_have_count(0)
     idle(root)
@@ -239,7 +246,7 @@ def test_line_choice_reloads_phones_and_survives_a_reload(page, server):
     expect(page.locator("[data-line-health]")).to_have_attribute("data-line-health", "WORKING")
 
     page.reload()
-    show_widget(page)
+    shown_by_itself(page)  # every status is remembered now
     expect(page.locator("#olchat-line-select")).to_have_value("support")
     expect(row(page, IVAN).locator('[data-action="open-app"]')).to_have_attribute("data-for-line", "support")
 
@@ -427,7 +434,7 @@ def test_open_chat_and_open_app_go_through_the_bridge_to_the_chat_view(page, ser
 
     # Back to the card (same debug page, its log kept): «Открыть приложение» on another number.
     frame = open_card_on_debug_page(page, server, load=False)
-    show_widget(frame)
+    shown_by_itself(frame)  # every status is remembered: no «Отобразить виджет»
     row(frame, ANNA).get_by_role("button", name="Открыть приложение").click()
     expect(_bridge_entries(page)).to_have_count(2)
     expect(_bridge_entries(page).last).to_contain_text("BX24.openApplication")
@@ -452,7 +459,7 @@ def test_create_chat_opens_it_through_the_bridge(page, server):
 
     # Back in the card the number now offers «Открыть чат» instead.
     frame = open_card_on_debug_page(page, server, load=False)
-    show_widget(frame)
+    shown_by_itself(frame)
     expect(row(frame, ANNA).get_by_role("button", name="Открыть чат")).to_be_visible()
     expect(row(frame, ANNA).get_by_role("button", name="Создать чат")).to_have_count(0)
 

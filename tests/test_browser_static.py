@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.test_browser import (  # noqa: F401 -- browser, serve, server, page: the shared Chromium and app fixtures
-    browser, open_widget, page, serve, server, show_widget)
+    browser, open_widget, page, serve, server, show_widget, shown_by_itself)
 
 pytestmark = pytest.mark.browser
 
@@ -34,6 +34,6 @@ def test_warm_card_open_asks_for_no_static_file(page, server):
     assert all(encoding in ("br", "gzip") for _, encoding in cold), cold
 
     seen.clear()
-    open_widget(page, server)  # the operator opens the card again
-    show_widget(page)
+    open_widget(page, server)  # the operator opens the card again: every status is known, it shows by itself
+    shown_by_itself(page)
     assert seen == []

@@ -105,42 +105,65 @@ def settings_form():
     return _settings_form()
 
 
+TIME_FIELDS = ("orange_start", "green_start", "green_end", "orange_end")
+# name, lowest, highest, what an empty field means (None: the deployment's default)
+NUMBER_FIELDS = (("max_phones", 1, 50, None), ("check_budget", 0, 10_000, None), ("recheck_minutes", 0, 1440, 10))
+TEXT_FIELDS = (*TIME_FIELDS, "max_phones", "check_budget", "recheck_minutes", "default_region")
+FLAGS = ("always_show", "auto_show")
+
+
 @bp.post("/admin/settings/form")
 @admin_required
 def save_settings():
-    settings = service.settings_row(g.portal.id)
-    form = request.form
-    errors = []
-    settings.always_show = form.get("always_show") == "1"
-    for name in ("orange_start", "green_start", "green_end", "orange_end"):
-        value = parse_time(form.get(name, ""))
-        if value is not None:
-            setattr(settings, name, value)
-        else:
-            errors.append(name)
-    if not (settings.orange_start <= settings.green_start <= settings.green_end <= settings.orange_end):
-        errors.append("order")
-    for name, low, high in (("max_phones", 1, 50), ("check_budget", 0, 10_000)):
-        raw = form.get(name, "").strip()
-        if raw == "":
-            setattr(settings, name, None)
-            continue
-        value = parse_int(raw, low, high)
-        if value is not None:
-            setattr(settings, name, value)
-        else:
-            errors.append(name)
-    region = form.get("default_region", "").strip().upper()
-    if region and (len(region) != 2 or not (region.isascii() and region.isalpha())):
-        errors.append("default_region")
-    else:
-        settings.default_region = region or None
+    """Save the widget settings; a rejected save shows the admin's input back and says per field what is wrong."""
+    typed = {name: request.form.get(name, "")[:100] for name in TEXT_FIELDS}
+    typed.update({name: request.form.get(name) == "1" for name in FLAGS})
+    values, errors = _read_settings(typed)
     if errors:
-        db.session.rollback()
-        return _settings_form(errors=errors, status=422)
+        return _settings_form(errors=errors, typed=typed, status=422)
+    settings = service.settings_row(g.portal.id)
+    for name, value in values.items():
+        setattr(settings, name, value)
     db.session.commit()
     service.forget_settings(g.portal.id)
     return _settings_form(saved=True)
+
+
+def _read_settings(typed: dict) -> tuple[dict, dict[str, str]]:
+    """The settings ``typed`` asks for, and each refused field with the sentence that says why."""
+    values = {name: typed[name] for name in FLAGS}
+    errors: dict[str, str] = {}
+    for name in TIME_FIELDS:
+        value = parse_time(typed[name].strip())
+        if value is None:
+            errors[name] = t("err_bad_time")
+        values[name] = value
+    if not errors and not (values["orange_start"] <= values["green_start"] <= values["green_end"]
+                           <= values["orange_end"]):
+        errors["order"] = t("err_time_order")
+    for name, low, high, empty in NUMBER_FIELDS:
+        raw = typed[name].strip()
+        value = empty if raw == "" else parse_int(raw, low, high)
+        if raw != "" and value is None:
+            errors[name] = t("err_number_range" if empty is not None else "err_number_range_or_empty",
+                             low=low, high=high)
+        values[name] = value
+    region = typed["default_region"].strip().upper()
+    if region and (len(region) != 2 or not (region.isascii() and region.isalpha())):
+        errors["default_region"] = t("err_region")
+    values["default_region"] = region or None
+    return values, errors
+
+
+def _typed_from(settings) -> dict:
+    """The form's fields as the stored settings fill them."""
+    typed = {name: getattr(settings, name) or "" for name in TIME_FIELDS}
+    for name, _low, _high, _empty in NUMBER_FIELDS:
+        value = getattr(settings, name)
+        typed[name] = "" if value is None else str(value)
+    typed["default_region"] = settings.default_region or ""
+    typed.update({name: bool(getattr(settings, name)) for name in FLAGS})
+    return typed
 
 
 # ---------------------------------------------------------------- WhatsApp gateway (admin only)
@@ -158,7 +181,7 @@ def save_gateway():
         # The stored key was entered for the stored server: it never goes to another host.
         errors = ["api_key", "api_key_again"]
     if errors:
-        return _settings_form(errors=errors, status=422)
+        return _settings_form(errors=errors, typed_base_url=base_url, status=422)
     if server is None:
         server = GatewayServer(portal_id=g.portal.id, base_url=base_url)
         db.session.add(server)
@@ -262,13 +285,32 @@ def _gateway_context() -> dict:
             "webhook_events": webhooks.EVENTS}
 
 
-def _settings_form(*, errors=(), saved=False, status=200, webhook_error=None):
+def _settings_form(*, errors=(), typed=None, typed_base_url=None, saved=False, status=200, webhook_error=None):
     settings = service.settings_row(g.portal.id)
     since = (utcnow() - timedelta(days=6)).strftime("%Y-%m-%d")
     days = db.session.scalars(db.select(LineDay).filter(LineDay.portal_id == g.portal.id, LineDay.day >= since)
                               .order_by(LineDay.day.desc(), LineDay.line_id)).all()
     plan = plan_for_app(current_app)
-    return fragment("admin/_settings_form.html", status, settings=settings, errors=set(errors), saved=saved,
-                    days=days, plan=plan, budget=service.budget_of(service.settings_of(g.portal)),
+    # errors: field → what is wrong (a list names fields whose sentence the template knows).
+    errors = errors if isinstance(errors, dict) else dict.fromkeys(errors, "")
+    return fragment("admin/_settings_form.html", status, settings=settings, errors=errors, saved=saved,
+                    typed=typed or _typed_from(settings), typed_base_url=typed_base_url,
+                    days=days, line_names=_line_names({day.line_id for day in days}),
+                    plan=plan, budget=service.budget_of(service.settings_of(g.portal)),
                     default_max=current_app.config["OLCHAT_MAX_PHONES"], **_gateway_context(),
                     openline_bindings=connector.bindings(g.portal.id), webhook_error=webhook_error)
+
+
+def _line_names(line_ids: set[str]) -> dict[str, str]:
+    """The names people gave the lines in the statistics (the portal's choice, else the gateway's)."""
+    if not line_ids:
+        return {}
+    names = {row.line_id: row.name for row in db.session.scalars(
+        db.select(PortalLine).filter(PortalLine.portal_id == g.portal.id, PortalLine.line_id.in_(line_ids)))}
+    if line_ids - names.keys():
+        try:
+            names.update({line.id: line.name for line in service.portal_lines(g.portal)
+                          if line.id in line_ids and line.id not in names and line.name})
+        except GatewayError:
+            pass  # the gateway is down: such lines show by their id
+    return names

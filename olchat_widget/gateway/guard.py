@@ -9,7 +9,9 @@ is asked of WhatsApp as rarely as possible:
 * the answer is stored in the database for its freshness window (7 days for
   "has WhatsApp", 1 day for "no"), shared by every worker and restart;
 * one check at a time per line in a worker, with a pause between checks;
-* a daily budget of checks per line, counted in the database.
+* a daily budget of checks per line, counted in the database;
+* «Обновить данные виджета» drops only answers older than the portal's
+  re-check age (Settings.recheck_minutes), so pressing it again costs nothing.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class Status:
     chat_id: str | None = None
     reason: str | None = None  # for unknown: gateway | line | budget | restricted | noline
     expires_at: datetime | None = None
+    checked_at: datetime | None = None  # when WhatsApp answered (naive UTC): the row says how long ago
 
     @property
     def final(self) -> bool:
@@ -101,20 +104,31 @@ class PresenceGuard:
         return None
 
     def _remember(self, portal_id: int, row: NumberCheck) -> Status:
-        status = Status(YES if row.exists else NO, row.chat_id, None, row.expires_at)
+        status = Status(YES if row.exists else NO, row.chat_id, None, row.expires_at, row.checked_at)
         with self._lock:
             self._cache[(portal_id, row.phone)] = status
         return status
 
-    def forget(self, portal_id: int, phones: list[str]) -> None:
-        """Drop what is remembered about ``phones`` (the user asked for a refresh)."""
+    def forget_checked_before(self, portal_id: int, phones: list[str], before: datetime) -> list[str]:
+        """Drop what is remembered about those of ``phones`` last checked before ``before``; return them.
+
+        «Обновить данные виджета» re-checks only answers older than the portal's
+        re-check age: pressing it again and again must not spend the line's budget.
+        """
+        if not phones:
+            return []
+        stale = list(db.session.scalars(
+            select(NumberCheck.phone).where(NumberCheck.portal_id == portal_id, NumberCheck.phone.in_(phones),
+                                            NumberCheck.checked_at < before)))
         with self._lock:
-            for phone in phones:
+            for phone in stale:
                 self._cache.pop((portal_id, phone), None)
-        if phones:
+        if stale:
             db.session.execute(delete(NumberCheck).where(NumberCheck.portal_id == portal_id,
-                                                         NumberCheck.phone.in_(phones)))
+                                                         NumberCheck.phone.in_(stale),
+                                                         NumberCheck.checked_at < before))
             db.session.commit()
+        return stale
 
     # ------------------------------------------------------------ asking
 

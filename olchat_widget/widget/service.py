@@ -37,6 +37,8 @@ class SettingsView:
     green_start: str
     green_end: str
     orange_end: str
+    auto_show: bool = True
+    recheck_minutes: int = 10
 
 
 def settings_row(portal_id: int) -> Settings:
@@ -51,7 +53,8 @@ def settings_of(portal) -> SettingsView:
     if view is None:
         row = settings_row(portal.id)
         view = SettingsView(row.always_show, row.max_phones, row.default_region, row.check_budget,
-                            row.orange_start, row.green_start, row.green_end, row.orange_end)
+                            row.orange_start, row.green_start, row.green_end, row.orange_end,
+                            row.auto_show, row.recheck_minutes)
         cache.set(portal.id, view)
     return view
 
@@ -85,6 +88,11 @@ def max_phones_of(settings: SettingsView) -> int:
 
 def budget_of(settings: SettingsView) -> int:
     return settings.check_budget if settings.check_budget is not None else current_app.config["OLCHAT_CHECK_BUDGET"]
+
+
+def recheck_age(settings: SettingsView) -> timedelta:
+    """How old a number's last check must be before «Обновить данные виджета» checks it again."""
+    return timedelta(minutes=settings.recheck_minutes)
 
 
 def region_of(settings: SettingsView) -> str:

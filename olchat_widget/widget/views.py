@@ -18,6 +18,7 @@ from ..errors import crm_reason, error_response, gateway_reason
 from ..gateway.guard import CHECKING, UNKNOWN, YES, Status, unknown_reason
 from ..gateway.outbox import FAILED, SENT, UNKNOWN as SEND_UNKNOWN, send_once
 from ..i18n import t
+from ..templating import checked_ago
 from ..inputs import parse_int
 from ..jobs import enqueue
 from ..runtime import gateway_for, runtime
@@ -54,11 +55,18 @@ def shell():
 @bp.get("/widget/start")
 @widget_required
 def start():
-    """Show «Отобразить виджет», or the whole widget where the portal always shows it (F13)."""
+    """Show «Отобразить виджет», or the whole widget where the portal always shows it (F13) or where
+    every number's status is already remembered (nothing would be checked, so no ban risk)."""
     entity_type, entity_id = card_args()
     settings = service.settings_of(g.portal)
     if settings.always_show or request.args.get("show") == "1":
         return _body(entity_type, entity_id)
+    if settings.auto_show:
+        context = _phones_context(entity_type, entity_id)
+        # A CRM error here is no reason to show one: the button stays, and pressing it says what is wrong.
+        if isinstance(context, dict) and all(item["status"] is not None for item in context["rows"]):
+            return fragment("widget/_body.html", entity_type=entity_type, entity_id=entity_id,
+                            placement_mode=request.values.get("mode", "view"), **context)
     return fragment("widget/_hidden.html", entity_type=entity_type, entity_id=entity_id)
 
 
@@ -72,15 +80,21 @@ def body():
 @bp.post("/widget/refresh")
 @widget_required
 def refresh():
-    """Forget the card's cached data and re-check its numbers («Обновить данные виджета»)."""
+    """«Обновить данные виджета»: reload the card and the lines now; re-check only numbers whose last
+    check is older than the portal's re-check age (every press must not spend the line's budget)."""
     entity_type, entity_id = card_args()
     service.forget_card(g.portal, entity_type, entity_id)
     try:
         card, fetched_at = service.load_card(g.portal, g.user.id, entity_type, entity_id, fresh=True)
     except CrmError as exc:
         return error_response(crm_reason(exc), retry=False)
-    phones = service.phone_list(g.portal, service.settings_of(g.portal), card, fetched_at, locale=g.locale)
-    runtime().guard.forget(g.portal.id, [row.e164 for row in phones.rows])
+    settings = service.settings_of(g.portal)
+    phones = service.phone_list(g.portal, settings, card, fetched_at, locale=g.locale)
+    runtime().guard.forget_checked_before(g.portal.id, [row.e164 for row in phones.rows],
+                                          clock.utcnow() - service.recheck_age(settings))
+    # The lines are asked again in this answer too, so rows with a remembered status render whole at once
+    # (a failure is the lines block's to show: it loads itself when the lines are not known).
+    service.choose_line(g.portal, g.user.id, request.values.get("line"), fresh=True)
     trigger = {"olchat-set-value": {"value": clock.now().isoformat(timespec="seconds")}}
     return _body(entity_type, entity_id, trigger=trigger)
 
@@ -152,7 +166,8 @@ def _phones_key(entity_type: int, entity_id: int, context: dict) -> tuple:
     rows = tuple(
         (item["row"].e164, item["row"].time.text, item["row"].time.light,
          (item["status"].state, item["status"].reason, item["status"].chat_id) if item["status"] else None,
-         item["chat"] if item["chat"] in (None, "unknown") else bool(item["chat"]), item["b24_chat"])
+         item["chat"] if item["chat"] in (None, "unknown") else bool(item["chat"]), item["b24_chat"],
+         checked_ago(item["status"].checked_at) if item["status"] else None)
         for item in context["rows"])
     return (g.portal.id, g.locale, entity_type, entity_id, phone_list.fetched_at, phone_list.total,
             len(phone_list.invalid), (line.id, line.status, line.reachout_restricted) if line else None,

@@ -169,7 +169,7 @@ def test_settings_refuse_an_impossible_time_and_say_how_to_write_one(widget, val
     assert answer.status_code == 422
     page = parse(answer.data)
     assert "orange_start" in page.find(data_errors=True).get("data-errors")
-    assert "ЧЧ:ММ" in page.find(data_error="time").text
+    assert "ЧЧ:ММ" in page.find("small", data_field_error="orange_start").text  # said at the field itself
 
 
 @pytest.mark.parametrize("value", ["²", "١٢", "9" * 50])

@@ -387,10 +387,13 @@ def test_a_refused_address_is_explained_before_any_connection(tmp_path, waha):
 def test_a_loopback_port_scan_learns_nothing(tmp_path, waha, closed_port):
     app = make_app(tmp_path)
     admin = admin_of(app)
+    closed_url = f"http://127.0.0.1:{closed_port}"
     open_answer = admin.post("/admin/gateway", {"base_url": waha.url, "api_key": "k"})
-    closed_answer = admin.post("/admin/gateway", {"base_url": f"http://127.0.0.1:{closed_port}", "api_key": "k"})
+    closed_answer = admin.post("/admin/gateway", {"base_url": closed_url, "api_key": "k"})
     assert open_answer.status_code == closed_answer.status_code == 422
-    assert open_answer.data == closed_answer.data
+    # The form shows the admin's own input back; apart from it the two answers are the same bytes.
+    assert parse(closed_answer.data).find("input", name="base_url").get("value") == closed_url
+    assert open_answer.data.replace(waha.url.encode(), b"URL") == closed_answer.data.replace(closed_url.encode(), b"URL")
     assert waha.calls == {}
 
 

@@ -33,7 +33,8 @@ NASTY = [
 ]
 FIELDS = [
     "entity_type", "entity_id", "phone", "line", "text", "key", "confirm", "offset", "mode", "show", "lang", "user",
-    "orange_start", "green_start", "green_end", "orange_end", "always_show", "max_phones", "check_budget",
+    "orange_start", "green_start", "green_end", "orange_end", "always_show", "auto_show", "max_phones", "check_budget",
+    "recheck_minutes",
     "default_region", "base_url", "api_key", "session", "name_sales", "PLACEMENT", "PLACEMENT_OPTIONS", "DOMAIN",
     "LANG", "REFRESH_ID", "AUTH_ID", "APPLICATION_TOKEN", "member_id", "event", "auth[refresh_token]",
     "auth[application_token]", "auth[member_id]", "auth[domain]",
