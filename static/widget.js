@@ -442,7 +442,15 @@
     var forms = holder ? holder.querySelectorAll("form.compose") : [];
     for (var i = 0; i < forms.length; i++) {
       var li = rowOf(forms[i].getAttribute("data-for-phone"));
-      var panel = li ? li.querySelector(".panel") : null;
+      if (!li) { continue; }
+      var panel = li.querySelector(".panel");
+      if (!panel && !li.hasAttribute("data-checking")) {
+        // The row settled without WhatsApp actions (no line can check it now): the draft stays in
+        // sight all the same; a send from it gets the server's reason.
+        panel = document.createElement("div");
+        panel.className = "panel";
+        li.appendChild(panel);
+      }
       if (!panel || panel.firstElementChild) { continue; }
       panel.appendChild(forms[i]);
       Bridge.fit();

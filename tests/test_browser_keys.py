@@ -74,6 +74,25 @@ def test_a_line_change_keeps_the_draft_and_moves_it_to_the_new_line(page, server
     expect(history.locator("[data-message-id]").last.locator(".text")).to_have_text("Черновик, который нельзя потерять")
 
 
+def test_a_draft_survives_a_line_that_cannot_send_and_a_refresh(page, server):
+    open_widget(page, server)
+    show_widget(page)
+    open_compose(page, IVAN).fill("Не потеряй меня")
+    choose_line_keeping(page, "old")  # needs a QR scan: the draft waits, the server would refuse the send
+    textarea = row(page, IVAN).locator("form.compose textarea")
+    expect(textarea).to_have_value("Не потеряй меня")
+    row(page, IVAN).get_by_role("button", name="Отправить сообщение").click()
+    expect(row(page, IVAN).locator('[data-notice="error"]')).to_be_visible()
+    expect(textarea).to_have_value("Не потеряй меня")
+    assert server.gateway.calls.get("send_text", 0) == 0
+
+    idle(page)
+    page.get_by_role("button", name="Обновить данные виджета").click()
+    expect(page.locator("[data-checking]")).to_have_count(0)
+    idle(page)
+    expect(row(page, IVAN).locator("form.compose textarea")).to_have_value("Не потеряй меня")
+
+
 def test_a_send_in_flight_during_a_line_change_shows_its_result(page, server):
     open_widget(page, server)
     show_widget(page)
