@@ -497,7 +497,9 @@
     }
     var phone = phoneOf(elt);
     var li = phone ? rowOf(phone) : null;
-    var form = li ? li.querySelector("form.compose") : null;
+    // The app's chat view has one send form and no rows: after a send the operator writes on.
+    var form = li ? li.querySelector("form.compose")
+                  : phone ? document.querySelector('.chat-view form.compose[data-for-phone="' + phone + '"]') : null;
     if (!form) { return; }
     var textarea = form.querySelector("textarea[name=text]");
     if (action === "write") {
@@ -507,7 +509,7 @@
     } else if (elt.matches("form.compose")) {
       var notice = form.querySelector("[data-notice]");
       var kind = notice ? notice.getAttribute("data-notice") : "error";
-      if (kind === "ok") { li.focus(); }
+      if (kind === "ok") { (li || textarea).focus(); }
       else if (form.querySelector('input[name="confirm"]')) { form.querySelector('button[type="submit"]').focus(); }
       else { textarea.focus(); }
     }

@@ -194,6 +194,19 @@ def test_focus_follows_the_work_and_the_keyboard_sends_and_closes(page, server):
     expect(history_button).to_be_focused()
 
 
+def test_in_the_chat_view_ctrl_enter_sends_and_the_text_keeps_the_focus(page, server):
+    page.goto(f"{server.url}/app/chat?entity_type=2&entity_id=10&phone=%2B79261112233&line=sales")
+    textarea = page.locator("form.compose textarea")
+    expect(textarea).to_be_visible()
+    idle(page)
+    textarea.fill("Из окна чата")
+    textarea.press("Meta+Enter")  # Cmd+Enter on a Mac
+    expect(page.locator('form.compose [data-notice="ok"]')).to_have_text("Сообщение отправлено")
+    expect(page.locator("form.compose textarea")).to_be_focused()
+    expect(page.locator("form.compose textarea")).to_have_value("")
+    assert server.gateway.calls["send_text"] == 1
+
+
 def test_every_control_is_reachable_by_tab_with_a_visible_focus_ring(page, server):
     open_widget(page, server)
     show_widget(page)
