@@ -315,10 +315,222 @@
     else if (action === "open-app") { Bridge.openApp(detail); }
     else if (action === "close-panel") {
       var panel = button.closest(".panel");
-      if (panel) { panel.innerHTML = ""; } else { var f = button.closest("form.compose"); if (f) { f.remove(); } }
+      if (panel) { closePanel(panel); } else { var f = button.closest("form.compose"); if (f) { f.remove(); } }
       Bridge.fit();
     }
     else if (action === "reload") { window.location.reload(); }
+  });
+
+  // ------------------------------------------------------------------ sending safely, drafts, keyboard
+  // A message is never lost or doubled through the UI:
+  // - the browser never submits an hx- form itself (that would navigate the frame, the text in
+  //   the URL): htmx sends it, and a click on a form htmx has not wired yet (it does so in its
+  //   settle step, 20 ms after the swap) is simply dropped;
+  // - an over-long text is refused before it is sent, with a counter, never cut;
+  // - a send form whose row is re-rendered (a line change, a refresh, a row loading its status)
+  //   moves, text and request in flight included, into the new row;
+  // - a send form closed with text in it keeps the text for the next «Написать в чат».
+  var drafts = {};                    // phone -> text of a closed send form
+  var opener = {};                    // phone -> data-action of the button that filled its panel
+  var holder = null;                  // send forms waiting for their re-rendered row
+
+  function textLength(value) { return Array.from(value.replace(/\r\n/g, "\n")).length; }
+  function rowOf(phone) { return document.querySelector('#olchat-phones li.phone[data-phone="' + phone + '"]'); }
+  function phoneOf(elt) {
+    if (!elt || !elt.getAttribute) { return null; }
+    if (elt.getAttribute("data-for-phone")) { return elt.getAttribute("data-for-phone"); }
+    var li = elt.closest ? elt.closest("li.phone") : null;
+    return li ? li.getAttribute("data-phone") : null;
+  }
+
+  // The counter, shown near and past the limit; true when the text is over it.
+  function updateCounter(textarea) {
+    var form = textarea.closest("form.compose");
+    var max = Number(textarea.getAttribute("data-max")) || 4096;
+    var n = textLength(textarea.value);
+    var counter = form ? form.querySelector("[data-counter]") : null;
+    if (counter) {
+      counter.textContent = n + " / " + max;
+      counter.hidden = n < Math.floor(max * 9 / 10);
+      counter.classList.toggle("counter-over", n > max);
+    }
+    if (n > max) { textarea.setAttribute("aria-invalid", "true"); } else { textarea.removeAttribute("aria-invalid"); }
+    return n > max;
+  }
+
+  function showFormNotice(form, text) {
+    var note = form.querySelector(".notice") || document.createElement("p");
+    note.className = "notice notice-error";
+    note.setAttribute("role", "alert");
+    note.setAttribute("data-notice", "error");
+    note.textContent = text;
+    if (!note.parentNode) { form.querySelector(".compose-actions").before(note); }
+    Bridge.fit();
+  }
+
+  document.addEventListener("input", function (evt) {
+    if (evt.target.matches && evt.target.matches("form.compose textarea")) { updateCounter(evt.target); }
+  });
+
+  // Capture phase: runs before htmx's own submit handler on the form.
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    if (!form || !form.hasAttribute || !(form.hasAttribute("hx-post") || form.hasAttribute("hx-get"))) { return; }
+    evt.preventDefault();  // htmx sends it; the browser never does
+    var refuse = !!form.closest(".htmx-added");  // swapped in, not wired yet: no handler of ours would see it
+    if (!refuse && form.matches("form.compose")) {
+      var textarea = form.querySelector("textarea[name=text]");
+      var blank = !textarea || !textarea.value.trim();
+      if (blank && form.querySelector('[data-notice="ok"]')) {
+        refuse = true;  // the form that says «Сообщение отправлено»: a late click of a burst, not a new message
+      } else if (textarea && updateCounter(textarea)) {
+        refuse = true;
+        showFormNotice(form, textarea.getAttribute("data-too-long"));
+        textarea.focus();
+      }
+    }
+    if (refuse) { evt.stopPropagation(); }
+  }, true);
+
+  function rememberDraft(form) {
+    var textarea = form.querySelector("textarea[name=text]");
+    var phone = form.getAttribute("data-for-phone");
+    if (phone && textarea && textarea.value.trim()) { drafts[phone] = textarea.value; }
+  }
+
+  function closePanel(panel) {
+    var li = panel.closest("li.phone");
+    var form = panel.querySelector("form.compose");
+    if (form) { rememberDraft(form); }
+    panel.innerHTML = "";
+    Bridge.fit();
+    if (li) {
+      var back = li.querySelector('[data-action="' + (opener[li.getAttribute("data-phone")] || "write") + '"]');
+      (back && !back.disabled ? back : li).focus();
+    }
+  }
+
+  // Before a swap: forms whose row is about to be replaced wait in a hidden holder (still in the
+  // document, so a send in flight lands there); a form whose panel gets other content keeps its text.
+  var lostFocus = null;               // {phone, action} of a focused control whose row is re-rendered
+
+  function keepForms(target) {
+    if (!target || !target.querySelectorAll) { return; }
+    var active = document.activeElement;
+    if (active && active !== body && target.contains(active)) {
+      var li0 = active.closest("li.phone");
+      if (li0 && target.contains(li0)) {
+        lostFocus = { phone: li0.getAttribute("data-phone"),
+                      action: active === li0 ? "row" : active.matches("textarea") ? "text" : active.getAttribute("data-action") };
+      }
+    }
+    var forms = target.querySelectorAll("li.phone form.compose");
+    for (var i = 0; i < forms.length; i++) {
+      var li = forms[i].closest("li.phone");
+      if (target.contains(li)) {
+        if (!holder) { holder = document.createElement("div"); holder.id = "olchat-drafts"; holder.hidden = true; body.appendChild(holder); }
+        holder.appendChild(forms[i]);
+      } else {
+        rememberDraft(forms[i]);
+      }
+    }
+  }
+
+  // After a swap: each waiting form goes into its row's empty panel; every send form in a row
+  // sends on the row's line (the answer to a send made before a line change names the old one).
+  function placeForms() {
+    var forms = holder ? holder.querySelectorAll("form.compose") : [];
+    for (var i = 0; i < forms.length; i++) {
+      var li = rowOf(forms[i].getAttribute("data-for-phone"));
+      if (!li) { continue; }
+      var panel = li.querySelector(".panel");
+      if (!panel && !li.hasAttribute("data-checking")) {
+        // The row settled without WhatsApp actions (no line can check it now): the draft stays in
+        // sight all the same; a send from it gets the server's reason.
+        panel = document.createElement("div");
+        panel.className = "panel";
+        li.appendChild(panel);
+      }
+      if (!panel || panel.firstElementChild) { continue; }
+      panel.appendChild(forms[i]);
+      Bridge.fit();
+    }
+    if (lostFocus && (!document.activeElement || document.activeElement === body)) {
+      var again = rowOf(lostFocus.phone);
+      var elt = !again ? null : lostFocus.action === "row" ? again
+        : again.querySelector(lostFocus.action === "text" ? "form.compose textarea" : '[data-action="' + lostFocus.action + '"]');
+      if (again) { (elt || again).focus(); lostFocus = null; }
+    }
+    var placed = document.querySelectorAll("#olchat-phones li.phone form.compose");
+    for (var j = 0; j < placed.length; j++) {
+      var line = placed[j].closest("li.phone").getAttribute("data-for-line");
+      if (line && placed[j].getAttribute("data-for-line") !== line) {
+        placed[j].setAttribute("data-for-line", line);
+        placed[j].querySelector("input[name=line]").value = line;
+      }
+    }
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (evt) { if (evt.detail.shouldSwap) { keepForms(evt.detail.target); } });
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) { keepForms(evt.detail.target); });
+  document.addEventListener("htmx:afterSwap", placeForms);
+  document.addEventListener("htmx:oobAfterSwap", placeForms);
+  document.addEventListener("htmx:afterSettle", placeForms);
+
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var elt = evt.detail.elt;
+    var action = elt && elt.getAttribute ? elt.getAttribute("data-action") : null;
+    if (action === "write" || action === "history") { opener[phoneOf(elt)] = action; }
+  });
+
+  // Focus follows the operator's work: the first phone after «Отобразить виджет», the text
+  // after «Написать в чат», the row after a send (the text again when the send was refused).
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    // detail.elt is where the event fired: an ancestor when the requesting element was swapped away.
+    var elt = (evt.detail.requestConfig && evt.detail.requestConfig.elt) || evt.detail.elt;
+    if (!elt || !elt.getAttribute) { return; }
+    var action = elt.getAttribute("data-action");
+    if (action === "show-widget") {
+      var first = document.querySelector("#olchat-phones li.phone");
+      if (first) { first.focus(); }
+      return;
+    }
+    var phone = phoneOf(elt);
+    var li = phone ? rowOf(phone) : null;
+    // The app's chat view has one send form and no rows: after a send the operator writes on.
+    var form = li ? li.querySelector("form.compose")
+                  : phone ? document.querySelector('.chat-view form.compose[data-for-phone="' + phone + '"]') : null;
+    if (!form) { return; }
+    var textarea = form.querySelector("textarea[name=text]");
+    if (action === "write") {
+      if (drafts[phone] && !textarea.value) { textarea.value = drafts[phone]; updateCounter(textarea); }
+      delete drafts[phone];
+      textarea.focus();
+    } else if (elt.matches("form.compose")) {
+      var notice = form.querySelector("[data-notice]");
+      var kind = notice ? notice.getAttribute("data-notice") : "error";
+      if (kind === "ok") { (li || textarea).focus(); }
+      else if (form.querySelector('input[name="confirm"]')) { form.querySelector('button[type="submit"]').focus(); }
+      else { textarea.focus(); }
+    }
+  });
+
+  document.addEventListener("keydown", function (evt) {
+    var target = evt.target;
+    if (!target || !target.closest) { return; }
+    if (evt.key === "Enter" && (evt.ctrlKey || evt.metaKey) && target.matches("form.compose textarea")) {
+      evt.preventDefault();
+      var form = target.closest("form");
+      var button = form.querySelector('button[type="submit"]');
+      if (button && button.disabled) { return; }  // a send is in flight
+      form.requestSubmit(button || undefined);
+      return;
+    }
+    if (evt.key === "Escape") {
+      var li = target.closest("li.phone");
+      var panel = li ? li.querySelector(".panel") : null;
+      if (panel && panel.firstElementChild) { evt.preventDefault(); closePanel(panel); }
+    }
   });
 
   function localiseTimes() {

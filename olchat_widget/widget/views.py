@@ -33,6 +33,17 @@ KEEP_TEXT = 2 * MAX_TEXT  # an over-long text up to this is shown back for trimm
 MAX_OFFSET = 100_000  # history pages: far past any chat a person scrolls back through
 
 
+@bp.context_processor
+def _limits() -> dict:
+    """The send form's counter shows the same limit the server enforces."""
+    return {"max_text": MAX_TEXT}
+
+
+def text_length(text: str) -> int:
+    """A text's length as the operator counts it: a line break is one character, however the browser sent it."""
+    return len(text.replace("\r\n", "\n"))
+
+
 # ---------------------------------------------------------------- shell
 
 
@@ -359,9 +370,10 @@ def send():
 
     if not text.strip():
         return form({"kind": "error", "text": t("empty_message")})
-    if len(text) > MAX_TEXT:
-        # The textarea stops at MAX_TEXT, so only a paste past it or a script gets here. A
-        # little over: keep the text so the operator can trim it. Far over (the request
+    if text_length(text) > MAX_TEXT:
+        # widget.js refuses an over-long text before sending (its counter shows it), so only a
+        # script or a browser without it gets here. A little over: keep the text (and show the
+        # counter) so the operator can trim it. Far over (the request
         # limit still lets 256 KB through): not a draft anyone edits in a card-width box,
         # and echoing it would double an abusive client's traffic — refuse without it.
         return form({"kind": "error", "text": t("too_long", n=MAX_TEXT)}, keep_text=len(text) <= KEEP_TEXT)
