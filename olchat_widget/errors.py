@@ -35,6 +35,16 @@ ERRORS = {
     "internal": (500, "err_internal"),
 }
 
+# Failures a second try of the same request cannot mend: the line needs a QR scan or a new token, the
+# user lacks access, the card is gone, the input is wrong. They get no «Повторить», only what to do.
+RETRY_CANNOT_HELP = {"no_auth", "admin", "forbidden", "not_found", "bad_request", "gateway_auth", "line",
+                     "chat_not_found", "too_large"}
+
+
+def retry_helps(reason: str) -> bool:
+    return reason not in RETRY_CANNOT_HELP
+
+
 # Endpoints whose callers are scripts (widget.js, Bitrix24's event sender): they get JSON.
 JSON_ENDPOINTS = {"b24.token", "b24.events", "admin.debug_token"}
 
@@ -42,7 +52,7 @@ JSON_ENDPOINTS = {"b24.token", "b24.events", "admin.debug_token"}
 def error_response(reason: str, *, retry: bool = True, **fmt):
     status, key = ERRORS.get(reason, ERRORS["internal"])
     context = dict(reason=reason, title=t(key + "_title"), body=t(key + "_body", **fmt),
-                   retry_url=request.full_path if retry and request.method == "GET" else None)
+                   retry_url=request.full_path if retry and retry_helps(reason) and request.method == "GET" else None)
     if request.endpoint in JSON_ENDPOINTS:
         response = jsonify(error=reason, message=context["body"])
         response.status_code = status

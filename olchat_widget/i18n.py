@@ -43,6 +43,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Connect a WhatsApp (WAHA) server and choose lines in the app settings: open the app from the Bitrix24 menu, section «WhatsApp gateway (WAHA)».",
     },
     "line_cannot_send": {"ru": "линия не может отправлять", "en": "this line cannot send"},
+    # A line that is not WORKING (needs a QR scan, stopped) cannot read its chats either.
+    "line_cannot_read": {"ru": "линия не подключена — история чата недоступна", "en": "the line is not connected; the chat history is unavailable"},
     "phones": {"ru": "Телефоны клиента", "en": "Client phones"},
     "no_phones": {"ru": "В карточке и связанных контактах нет телефонов", "en": "No phones in this card or its contacts"},
     "new_card": {"ru": "Сохраните карточку, чтобы увидеть телефоны клиента", "en": "Save the card to see the client's phones"},

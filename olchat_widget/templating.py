@@ -68,6 +68,12 @@ def line_state(status: str) -> str:
     return status if text == "state_" + status else text
 
 
+def retry_helps(reason: str) -> bool:
+    """Whether «Повторить» can mend this failure (errors.py decides; imported late, it imports the app's web layer)."""
+    from .errors import retry_helps as helps
+    return helps(reason)
+
+
 def error_text(reason: str, part: str) -> str:
     """Title or body of the error ``reason`` (see errors.ERRORS)."""
     from .errors import ERRORS
@@ -100,5 +106,5 @@ def register_templating(app) -> None:
     app.jinja_env.filters.update(phone_display=phone_display, owner_label=owner_label,
                                  message_time=message_time, iso_time=iso_time, digits=digits)
     app.jinja_env.globals.update(t=t, tr=tr, row_urls=row_urls, line_state=line_state, error_text=error_text,
-                                 checked_ago=checked_ago)
+                                 checked_ago=checked_ago, retry_helps=retry_helps)
     app.jinja_env.globals["MSK"] = MSK

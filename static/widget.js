@@ -21,9 +21,17 @@
   var state = { token: null, renewing: null, timer: null };
 
   var TEXT = {
-    ru: { offline: "Нет связи с сервером виджета. Проверьте интернет и повторите — введённый текст сохранён." },
-    en: { offline: "Cannot reach the widget server. Check the connection and try again; your text is kept." }
+    ru: { offline: "Нет связи с сервером виджета. Проверьте интернет и повторите.", kept: " Введённый текст сохранён." },
+    en: { offline: "Cannot reach the widget server. Check the connection and try again.", kept: " Your text is kept." }
   };
+
+  // «Текст сохранён» only where there is a text to keep: a draft in this form, or in any open one.
+  function offlineText(form) {
+    var words = TEXT[lang === "en" ? "en" : "ru"];
+    var areas = form ? form.querySelectorAll("textarea") : document.querySelectorAll("form.compose textarea");
+    var typed = Array.prototype.some.call(areas, function (area) { return area.value.trim() !== ""; });
+    return words.offline + (typed ? words.kept : "");
+  }
 
   function inBitrix() {
     return mode === "bitrix" && typeof window.BX24 !== "undefined";
@@ -202,11 +210,11 @@
     var elt = evt.detail.elt;
     var form = elt && elt.closest ? elt.closest("form.compose") : null;
     if (form) {
-      showFormError(form, "<p>" + TEXT[lang === "en" ? "en" : "ru"].offline + "</p>");
+      showFormError(form, "<p>" + offlineText(form) + "</p>");
       return;
     }
     var banner = document.getElementById("olchat-offline");
-    if (banner) { banner.textContent = TEXT[lang === "en" ? "en" : "ru"].offline; banner.hidden = false; }
+    if (banner) { banner.textContent = offlineText(null); banner.hidden = false; }
   });
 
   document.addEventListener("htmx:afterRequest", function (evt) {

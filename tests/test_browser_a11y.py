@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import runtime_of
+
 from tests.test_browser import (  # noqa: F401 -- browser, serve, server, page: the shared Chromium and app fixtures
     ANNA, IVAN, IVAN2, browser, choose_line, expect, idle, open_compose, open_history, open_widget, page, row,
     serve, server, settle, show_widget)
@@ -81,3 +83,12 @@ def test_chat_view_and_settings_have_no_serious_violation(page, server):
     assert blocking_violations(page) == []
     expect(page.get_by_role("heading", level=1)).to_have_count(1)
     expect(page.get_by_role("main")).to_have_count(1)
+
+
+def test_crm_error_under_the_header_has_no_serious_violation(page, server):
+    runtime_of(server.app).demo_crm.fail = "unavailable"
+    open_widget(page, server)
+    page.get_by_role("button", name="Отобразить виджет").click()
+    expect(page.locator('[data-error="crm_unavailable"]')).to_be_visible()
+    assert blocking_violations(page) == []
+    expect(page.get_by_role("heading", level=1)).to_have_count(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, current_app, g, make_response, render_template, request
+from markupsafe import Markup
 
 from .. import clock
 from ..auth import widget_required
@@ -22,7 +23,7 @@ from ..templating import checked_ago
 from ..inputs import parse_int
 from ..jobs import enqueue
 from ..runtime import gateway_for, runtime
-from ..web import card_args, fragment, page
+from ..web import card_args, fragment, is_htmx, page
 from ..bridge.statuses import with_stored_acks
 from . import live, service
 
@@ -98,7 +99,8 @@ def refresh():
     try:
         card, fetched_at = service.load_card(g.portal, g.user.id, entity_type, entity_id, fresh=True)
     except CrmError as exc:
-        return error_response(crm_reason(exc), retry=False)
+        return _under_header(error_response(crm_reason(exc), retry=False), entity_type, entity_id,
+                             request.values.get("mode", "view"))
     settings = service.settings_of(g.portal)
     phones = service.phone_list(g.portal, settings, card, fetched_at, locale=g.locale)
     runtime().guard.forget_checked_before(g.portal.id, [row.e164 for row in phones.rows],
@@ -111,11 +113,25 @@ def refresh():
 
 
 def _body(entity_type: int, entity_id: int, trigger: dict | None = None):
-    phones = _phones_context(entity_type, entity_id)
+    placement_mode = request.values.get("mode", "view")
+    # No «Повторить» inside the body: it would put a second body into this one; the header's
+    # «Обновить данные виджета» is the retry (and what the CRM messages tell to press).
+    phones = _phones_context(entity_type, entity_id, retry=False)
     if not isinstance(phones, dict):
-        return phones  # an error fragment
+        return _under_header(phones, entity_type, entity_id, placement_mode)
     return fragment("widget/_body.html", trigger=trigger, entity_type=entity_type, entity_id=entity_id,
-                    placement_mode=request.values.get("mode", "view"), **phones)
+                    placement_mode=placement_mode, **phones)
+
+
+def _under_header(error, entity_type: int, entity_id: int, placement_mode: str):
+    """An error fragment in the widget's body, under its header: the refresh button stays on every error.
+    The response (its status and headers, X-OLChat-Reauth included) is kept; only its HTML is wrapped."""
+    if not is_htmx():
+        return error
+    error.set_data(render_template("widget/_body_error.html", t=t, entity_type=entity_type, entity_id=entity_id,
+                                   placement_mode=placement_mode,
+                                   error_html=Markup(error.get_data(as_text=True))))  # our own escaped fragment
+    return error
 
 
 # ---------------------------------------------------------------- lines (F6, B4)
@@ -185,11 +201,11 @@ def _phones_key(entity_type: int, entity_id: int, context: dict) -> tuple:
             rows, request.script_root)
 
 
-def _phones_context(entity_type: int, entity_id: int):
+def _phones_context(entity_type: int, entity_id: int, retry: bool = True):
     try:
         card, fetched_at = service.load_card(g.portal, g.user.id, entity_type, entity_id)
     except CrmError as exc:
-        return error_response(crm_reason(exc))
+        return error_response(crm_reason(exc), retry=retry)
     settings = service.settings_of(g.portal)
     phone_list = service.phone_list(g.portal, settings, card, fetched_at, locale=g.locale)
     # Only what is already remembered: the first paint never waits for the gateway.
