@@ -94,7 +94,12 @@ def debug_token():
 def settings_shell():
     """The settings page's frame (debug entry); its form loads with the admin's token."""
     _debug_enabled()
-    return page("widget/shell.html", mode="debug", view="settings", entity_type=0, entity_id=0,
+    return debug_shell("settings")
+
+
+def debug_shell(view: str):
+    """The frame page of a debug-page view (settings, the demo Open Lines) on the demo portal."""
+    return page("widget/shell.html", mode="debug", view=view, entity_type=0, entity_id=0,
                 placement_mode="view", member_id=runtime().demo_member_id,
                 locale=request.args.get("lang", current_app.config["OLCHAT_LOCALE"]))
 

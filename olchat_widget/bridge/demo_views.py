@@ -14,7 +14,7 @@ from ..inputs import parse_id
 from ..models import DemoOpenLineChat, db
 from ..phones import normalise
 from ..runtime import gateway_for, runtime
-from ..web import fragment, page
+from ..web import fragment
 from ..widget.service import portal_lines
 from . import demo_openlines as demo
 
@@ -31,9 +31,9 @@ def shell():
     """The view's frame page; its body loads with the debug page's demo token."""
     if not current_app.config["OLCHAT_DEBUG_PAGE"]:
         abort(404)
-    return page("widget/shell.html", mode="debug", view="openlines", entity_type=0, entity_id=0,
-                placement_mode="view", member_id=runtime().demo_member_id,
-                locale=request.args.get("lang", current_app.config["OLCHAT_LOCALE"]))
+    from ..admin.views import debug_shell
+
+    return debug_shell("openlines")
 
 
 @bp.get("/demo/openlines/body")
