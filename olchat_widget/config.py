@@ -180,8 +180,11 @@ def _engine_options(uri: str, timeout: float) -> dict:
     """
     if uri.startswith("sqlite"):
         # Several gunicorn workers and threads share one SQLite file: wait for locks
-        # (the busy timeout) instead of failing at once, but not for ever.
-        return {"connect_args": {"timeout": timeout, "check_same_thread": False}}
+        # (the busy timeout) instead of failing at once, but not for ever; the
+        # threads of one process wait in turn (sqlite_turns.py).
+        from .sqlite_turns import TurnConnection
+
+        return {"connect_args": {"timeout": timeout, "check_same_thread": False, "factory": TurnConnection}}
     options: dict = {"pool_pre_ping": True, "pool_timeout": timeout}
     if uri.startswith("postgresql"):
         # libpq takes whole seconds; lock_timeout bounds a wait for a row lock (FOR UPDATE).

@@ -173,8 +173,11 @@ def sqlite_engine(path: Path, timeout: float):
     """An SQLite file holding only the RestBucket table (made on first use)."""
     from sqlalchemy import create_engine
 
+    from ..sqlite_turns import TurnConnection
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": timeout, "check_same_thread": False})
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": timeout, "check_same_thread": False,
+                                                              "factory": TurnConnection})
     try:
         RestBucket.__table__.create(engine, checkfirst=True)
     except OperationalError:

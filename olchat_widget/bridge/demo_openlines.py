@@ -115,10 +115,9 @@ def client_writes(portal_id: int, gateway, line_id: str, phone: str, name: str, 
                 "payload": {"id": message.id, "from": chat_id, "fromMe": False, "body": text,
                             "timestamp": message.timestamp, "hasMedia": False,
                             "_data": {"notifyName": clean_name(name, fallback="")}}}
-    portals = [db.session.get(Portal, portal_id)]
-    for chat in inbound.accept(envelope, portals):
+    for chat in inbound.accept(envelope, [portal_id]):
         enqueue("deliver_inbound", *chat)
-    live.note_webhook(envelope, portals)
+    live.note_webhook(envelope, [portal_id])
 
 
 def operator_replies(portal_id: int, chat: DemoOpenLineChat, user, text: str, *, in_process: bool) -> None:
@@ -165,7 +164,7 @@ def _phone_receives(portal: Portal, row_id: int) -> None:
     row = db.session.get(BridgeMessage, row_id)
     if row is not None and row.target_id:
         statuses.accept_ack({"event": "message.ack", "session": row.line_id,
-                             "payload": {"id": row.target_id, "fromMe": True, "ack": statuses.DEVICE}}, [portal])
+                             "payload": {"id": row.target_id, "fromMe": True, "ack": statuses.DEVICE}}, [portal.id])
 
 
 def chats(portal_id: int) -> list[dict]:

@@ -36,7 +36,7 @@ def signature_ok(raw: bytes, key: str, signature: str | None) -> bool:
     return hmac.compare_digest(expected, signature.strip().lower())
 
 
-def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
+def accept(envelope: dict, portal_ids: list[int]) -> list[tuple[int, str, str]]:
     """Store the client's message of a webhook for each bound Open Line; return the chats to deliver."""
     if envelope.get("event") not in MESSAGE_EVENTS:
         return []
@@ -52,7 +52,7 @@ def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
         # Not a client's words: our own sends' echoes (dropped there) and what was typed on the phone.
         from .mirror import accept_own
 
-        accept_own(payload, session, portals)
+        accept_own(payload, session, portal_ids)
         return []
     client = client_id(chat)
     if not client or "@lid" in chat or "@g.us" in chat:
@@ -65,14 +65,11 @@ def accept(envelope: dict, portals: list[Portal]) -> list[tuple[int, str, str]]:
         "has_media": bool(payload.get("hasMedia")),
         "media": media.describe(payload),
     }
-    chats = []
-    for portal in portals:
-        binding = db.session.scalar(db.select(OpenLineBinding).filter_by(portal_id=portal.id, line_id=session))
-        if binding is None:
-            continue
-        if _store(portal.id, message_id, session, binding.openline_id, client, part):
-            chats.append((portal.id, session, client))
-    return chats
+    # One query for every portal the line serves: the deployment's WAHA may serve many.
+    bound = db.session.execute(db.select(OpenLineBinding.portal_id, OpenLineBinding.openline_id).where(
+        OpenLineBinding.portal_id.in_(portal_ids), OpenLineBinding.line_id == session)).all() if portal_ids else []
+    return [(portal_id, session, client) for portal_id, openline_id in bound
+            if _store(portal_id, message_id, session, openline_id, client, part)]
 
 
 def _store(portal_id: int, message_id: str, line_id: str, openline_id: str, client: str, part: dict) -> bool:

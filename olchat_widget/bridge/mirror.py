@@ -87,7 +87,7 @@ def publish_send(portal_id: int, message: OutgoingMessage) -> int | None:
     return _store(portal_id, serialised_id(message.chat_id, message.message_id), binding, client, part)
 
 
-def accept_own(payload: dict, session: str, portals: list[Portal]) -> list[int]:
+def accept_own(payload: dict, session: str, portal_ids: list[int]) -> list[int]:
     """A ``fromMe`` message of a webhook: queue it for the Open Lines chat unless it is our own send's echo."""
     from ..jobs import enqueue
 
@@ -98,15 +98,15 @@ def accept_own(payload: dict, session: str, portals: list[Portal]) -> list[int]:
     if not client or "@lid" in chat or "@g.us" in chat:
         return []
     rows = []
-    for portal in portals:
-        binding = binding_of(portal.id, session)
-        if binding is None or _ours(portal.id, session, message_id):
+    for portal_id in portal_ids:
+        binding = binding_of(portal_id, session)
+        if binding is None or _ours(portal_id, session, message_id):
             continue
         stamp = payload.get("timestamp")
         part = {"kind": PHONE, "text": str(payload.get("body") or "")[:20_000],
                 "has_media": bool(payload.get("hasMedia")),
                 "date": int(stamp) if isinstance(stamp, (int, float)) and stamp > 0 else None}
-        row_id = _store(portal.id, message_id[:255], binding, client, part)
+        row_id = _store(portal_id, message_id[:255], binding, client, part)
         if row_id is not None:
             rows.append(row_id)
     for row_id in rows:

@@ -43,10 +43,10 @@ def short_id(message_id: str) -> str:
 # ---------------------------------------------------------------- message.ack
 
 
-def accept_ack(envelope: dict, portals: list[Portal]) -> int:
+def accept_ack(envelope: dict, portal_ids: list[int]) -> int:
     """Store a message.ack for our send on ``session`` of the given portals; return how many rows moved."""
     payload, session = envelope.get("payload"), envelope.get("session")
-    if not isinstance(payload, dict) or not isinstance(session, str) or not portals:
+    if not isinstance(payload, dict) or not isinstance(session, str) or not portal_ids:
         return 0
     full, ack = payload.get("id"), payload.get("ack")
     if isinstance(full, dict):  # some engines give the id as {"_serialized": ...}
@@ -57,7 +57,7 @@ def accept_ack(envelope: dict, portals: list[Portal]) -> int:
         return 0
     ids = {full[:255], short_id(full)[:255]}
     rows = db.session.execute(db.select(OutgoingMessage.id, OutgoingMessage.portal_id).where(
-        OutgoingMessage.portal_id.in_([p.id for p in portals]), OutgoingMessage.line_id == session,
+        OutgoingMessage.portal_id.in_(portal_ids), OutgoingMessage.line_id == session,
         OutgoingMessage.message_id.in_(ids))).all()
     moved = 0
     for row_id, portal_id in rows:
@@ -221,7 +221,7 @@ def with_stored_acks(portal_id: int, line_id: str, chat_id: str, page):
 # ---------------------------------------------------------------- session.status
 
 
-def accept_session_status(envelope: dict, portals: list[Portal], *, own_server: bool) -> int:
+def accept_session_status(envelope: dict, portal_ids: list[int], *, own_server: bool) -> int:
     """Store the session's new state for each portal it is a line of; return how many changed."""
     from ..gateway.waha import line_state
 
@@ -233,13 +233,13 @@ def accept_session_status(envelope: dict, portals: list[Portal], *, own_server: 
     status = line_state(payload["status"])
     wanted = [n.strip() for n in current_app.config["OLCHAT_WAHA_SESSIONS"].split(",") if n.strip()]
     changed = 0
-    for portal in portals:
+    for portal_id in portal_ids:
         if own_server:
-            if db.session.scalar(db.select(PortalLine.id).filter_by(portal_id=portal.id, line_id=session)) is None:
+            if db.session.scalar(db.select(PortalLine.id).filter_by(portal_id=portal_id, line_id=session)) is None:
                 continue  # a session of that server the admin did not choose
         elif wanted and session not in wanted:
             continue
-        changed += _store_state(portal.id, session, status)
+        changed += _store_state(portal_id, session, status)
     return changed
 
 

@@ -24,9 +24,9 @@ def deployment_webhook():
     key = current_app.config["OLCHAT_WAHA_WEBHOOK_KEY"]
     envelope = _envelope(key)
     members = deployment_members()
-    portals = db.session.scalars(db.select(Portal).where(Portal.member_id.in_(members),
-                                                         Portal.kind == "bitrix")).all() if members else []
-    return _accept(envelope, portals, own_server=False)
+    portal_ids = db.session.scalars(db.select(Portal.id).where(Portal.member_id.in_(members),
+                                                               Portal.kind == "bitrix")).all() if members else []
+    return _accept(envelope, portal_ids, own_server=False)
 
 
 @bp.post("/waha/webhook/<int:server_id>")
@@ -39,7 +39,7 @@ def server_webhook(server_id: int):
     if not key:
         abort(401)  # unknown server, or one we gave no key: nobody may post for it
     envelope = _envelope(key)
-    return _accept(envelope, [db.session.get(Portal, server.portal_id)], own_server=True)
+    return _accept(envelope, [server.portal_id], own_server=True)
 
 
 def _envelope(key: str | None) -> dict:
@@ -55,14 +55,15 @@ def _envelope(key: str | None) -> dict:
     return envelope
 
 
-def _accept(envelope: dict, portals, *, own_server: bool) -> tuple[dict, int]:
+def _accept(envelope: dict, portal_ids: list[int], *, own_server: bool) -> tuple[dict, int]:
+    # Ids, not Portal rows: each commit below would expire the rows and reload them one by one.
     event = envelope.get("event")
     if event == "message.ack":
-        statuses.accept_ack(envelope, portals)
+        statuses.accept_ack(envelope, portal_ids)
     elif event == "session.status":
-        statuses.accept_session_status(envelope, portals, own_server=own_server)
+        statuses.accept_session_status(envelope, portal_ids, own_server=own_server)
     else:
-        for chat in inbound.accept(envelope, portals):
+        for chat in inbound.accept(envelope, portal_ids):
             enqueue("deliver_inbound", *chat)
         payload = envelope.get("payload")
         if isinstance(payload, dict) and payload.get("fromMe"):
@@ -70,7 +71,7 @@ def _accept(envelope: dict, portals, *, own_server: bool) -> tuple[dict, int]:
 
             # Open histories of the chat look again (widget/live.py); a client's message moved
             # the counter already, with its row.
-            live.note_webhook(envelope, portals)
+            live.note_webhook(envelope, portal_ids)
     return {"ok": True}, 200
 
 

@@ -35,12 +35,12 @@ class News:
     seen: int | None  # the counter the next poll sends as ``seen`` (None: the line has no webhook of ours)
 
 
-def note_webhook(envelope: dict, portals) -> None:
+def note_webhook(envelope: dict, portal_ids: list[int]) -> None:
     """Move the chat's counter for each portal whose bound line the webhook's message belongs to."""
     if envelope.get("event") not in MESSAGE_EVENTS:
         return
     payload, session = envelope.get("payload"), envelope.get("session")
-    if not isinstance(payload, dict) or not isinstance(session, str) or not portals:
+    if not isinstance(payload, dict) or not isinstance(session, str) or not portal_ids:
         return
     chat = payload.get("to") if payload.get("fromMe") else payload.get("from")
     if not isinstance(chat, str) or "@g.us" in chat or "@lid" in chat:
@@ -49,7 +49,7 @@ def note_webhook(envelope: dict, portals) -> None:
     if not client:
         return
     bound = db.session.scalars(db.select(OpenLineBinding.portal_id).where(
-        OpenLineBinding.portal_id.in_([p.id for p in portals]), OpenLineBinding.line_id == session)).all()
+        OpenLineBinding.portal_id.in_(portal_ids), OpenLineBinding.line_id == session)).all()
     for portal_id in bound:
         touch(portal_id, session, client)
 
