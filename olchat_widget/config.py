@@ -184,7 +184,12 @@ def _engine_options(uri: str, timeout: float) -> dict:
         # threads of one process wait in turn (sqlite_turns.py).
         from .sqlite_turns import TurnConnection
 
-        return {"connect_args": {"timeout": timeout, "check_same_thread": False, "factory": TurnConnection}}
+        options = {"connect_args": {"timeout": timeout, "check_same_thread": False, "factory": TurnConnection}}
+        if ":memory:" not in uri and uri.rstrip("/") != "sqlite:":
+            # One pooled connection per gunicorn thread (32): beyond the pool each request would
+            # open a new one, with its PRAGMAs, and close it again.
+            options.update(pool_size=32, max_overflow=32, pool_timeout=timeout)
+        return options
     options: dict = {"pool_pre_ping": True, "pool_timeout": timeout}
     if uri.startswith("postgresql"):
         # libpq takes whole seconds; lock_timeout bounds a wait for a row lock (FOR UPDATE).

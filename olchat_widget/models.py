@@ -40,6 +40,19 @@ def _sqlite_wal(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+def insert_or_not(model):
+    """An INSERT that can say ON CONFLICT: SQLite and PostgreSQL spell it alike (``on_conflict_do_…``).
+
+    One statement instead of insert, fail, roll back, try again: writers hold
+    SQLite's single write lock for as short a time as possible.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model)
+
+
 def utcnow() -> datetime:
     """Naive UTC now from the app's clock: what every timestamp column stores."""
     return clock.utcnow()

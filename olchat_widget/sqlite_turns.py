@@ -1,18 +1,19 @@
-"""SQLite writers of one process take turns in order instead of polling the file's lock.
+"""SQLite writers take turns for the file in order instead of polling its lock.
 
 SQLite lets one connection write at a time. A writer that finds the file
 locked sleeps in SQLite's busy handler — 1, 2, 5, 10 … 100 ms between looks —
-and a newcomer that happens to look at the right moment goes first. Under a
-burst of webhooks (16 threads per gunicorn worker, plus the queue consumer)
-that made most answers take a few ms and some a second or more: the losers of
-the lottery slept in ever longer steps.
+so under a burst of webhooks (threads of two gunicorn workers, plus the queue
+consumer) the file stood free while every writer slept, and the ones that had
+waited longest slept longest: most answers took a few ms, some a second or more.
 
-Here each database file has one lock per process. A connection takes it at
-its first writing statement and gives it back when its transaction ends
-(commit, rollback, close), so the threads of a process queue for the file in
-the order they came and hand it over without sleeping. Between processes
-SQLite's own lock still decides, now among a handful of contenders instead of
-dozens. Reads never take a turn: in WAL mode they do not wait for writers.
+Here a writer takes the file's turn at its first writing statement and gives
+it back when its transaction ends (commit, rollback, close). The threads of a
+process queue on a lock and are handed the turn without sleeping; the
+processes share it through an advisory lock on a small file beside the
+database (``<file>-turn``, like SQLite's own ``-wal`` and ``-shm``), looked at
+every half millisecond by one waiting thread per process. SQLite's own locking
+still guards the data; this only decides who asks next. Reads never take a
+turn: in WAL mode they do not wait for writers.
 
 A turn is waited for as long as SQLite's busy timeout would have been; then
 the statement fails with SQLite's own "database is locked", which the app
@@ -20,20 +21,75 @@ already answers with a 503 «повторите».
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
+import time
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
-_turns: dict[str, threading.Lock] = {}
+POLL = 0.0005  # seconds between a waiting process's looks at the file's turn
+_turns: dict[str, "Turn"] = {}
 _turns_lock = threading.Lock()
 
 
-def _turn_of(database) -> threading.Lock | None:
+class Turn:
+    """The right to write one database file: a lock among this process's threads, then among processes."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.threads = threading.Lock()
+        self.pid = os.getpid()
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if not self.threads.acquire(timeout=max(0.0, timeout)):
+            return False
+        try:
+            fd = self._file()
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(POLL)
+        except OSError:
+            return True  # no turn file (read-only folder): SQLite's own lock still decides
+        except BaseException:
+            self.threads.release()
+            raise
+        self.threads.release()
+        return False
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self.threads.release()
+
+    def locked(self) -> bool:
+        return self.threads.locked()
+
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path + "-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self._fd
+
+
+def _turn_of(database) -> Turn | None:
     name = str(database)
-    if name in ("", ":memory:") or name.startswith("file::memory:") or "mode=memory" in name:
-        return None  # a private in-memory database: nobody to take turns with
+    if name in ("", ":memory:") or name.startswith("file:") or "mode=memory" in name:
+        return None  # in-memory (or a URI we do not parse): SQLite's own lock alone
     with _turns_lock:
-        return _turns.setdefault(name, threading.Lock())
+        turn = _turns.get(name)
+        if turn is None or turn.pid != os.getpid():
+            # New, or inherited through a fork: a copied descriptor would share the parent's lock.
+            turn = _turns[name] = Turn(name)
+        return turn
 
 
 def _writes(sql: str) -> bool:

@@ -131,3 +131,49 @@ def test_the_app_and_its_rest_buckets_use_turn_taking_connections(tmp_path):
     finally:
         raw.close()
         engine.dispose()
+
+
+HOLDER = """
+import sqlite3, sys
+from olchat_widget.sqlite_turns import TurnConnection
+conn = sqlite3.connect(sys.argv[1], factory=TurnConnection)
+conn.execute("INSERT INTO note (text) VALUES ('from the other process')")
+print("holding", flush=True)
+sys.stdin.readline()
+conn.commit()
+print("committed", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_processes_share_the_turn_through_the_file_beside_the_database(path):
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    other = subprocess.Popen([sys.executable, "-c", HOLDER, path], cwd=REPO, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    fd = None
+    try:
+        assert other.stdout.readline().strip() == "holding"
+        fd = os.open(path + "-turn", os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the other process's transaction holds the turn
+        done: list = []
+        waiting = writer(path, "ours", done)
+        waiting.join(0.3)
+        assert done == []
+        other.stdin.write("\n")
+        other.stdin.flush()
+        assert other.stdout.readline().strip() == "committed"
+        waiting.join(10)
+        assert done == ["written"]
+        assert texts(path) == ["from the other process", "ours"]
+    finally:
+        if fd is not None:
+            os.close(fd)
+        other.stdin.close()
+        other.wait(10)

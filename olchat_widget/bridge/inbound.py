@@ -7,17 +7,17 @@ both; a claim left by a consumer that died is taken over after CLAIM_STALE.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from huey.exceptions import RetryTask
-from sqlalchemy.exc import IntegrityError
 
-from ..models import BridgeMessage, OpenLineBinding, Portal, db, utcnow
+from ..models import BridgeMessage, OpenLineBinding, Portal, db, insert_or_not, utcnow
 from . import media
 from .ids import clean_name, client_id
 
@@ -75,32 +75,32 @@ def accept(envelope: dict, portal_ids: list[int]) -> list[tuple[int, str, str]]:
 def _store(portal_id: int, message_id: str, line_id: str, openline_id: str, client: str, part: dict) -> bool:
     """Store one client message once; return whether it is new.
 
-    The open histories' counter of the chat moves in the same commit (one write
-    per webhook, not two: the webhook must answer fast under a burst).
+    Two statements and a commit, everything prepared before: SQLite has one
+    writer at a time, and a webhook must answer fast under a burst. A message
+    WAHA posted before (a retry, a duplicate) is not inserted again. The open
+    histories' counter of the chat moves in the same commit.
     """
     from ..widget import live
 
-    def row():
-        return BridgeMessage(portal_id=portal_id, direction="in", source_id=message_id[:255], part=0,
-                             line_id=line_id, openline_id=openline_id, client=client,
-                             payload=json.dumps(part, ensure_ascii=False))
+    now = utcnow()
+    new = db.session.connection().execute(_new_message(db.session.get_bind().dialect.name), {
+        "row_portal": portal_id, "row_source": message_id[:255], "row_line": line_id, "row_openline": openline_id,
+        "row_client": client, "row_payload": json.dumps(part, ensure_ascii=False), "row_at": now}).first() is not None
+    if new:
+        live.bump(portal_id, line_id, client)
+    db.session.commit()
+    return bool(new)
 
-    live.bump(portal_id, line_id, client)  # first: its UPDATE would flush the row early
-    db.session.add(row())
-    try:
-        db.session.commit()
-        return True
-    except IntegrityError:
-        db.session.rollback()
-    # Either WAHA posted it before (a retry, a duplicate) or the chat's first counter was made meanwhile.
-    db.session.add(row())
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # already stored: nothing new
-        return False
-    live.touch(portal_id, line_id, client)
-    return True
+
+@functools.lru_cache(maxsize=None)
+def _new_message(_dialect: str):
+    # Built once per database kind: the webhook runs it while holding SQLite's only write turn.
+    return insert_or_not(BridgeMessage).values(
+        portal_id=bindparam("row_portal"), direction="in", source_id=bindparam("row_source"), part=0,
+        line_id=bindparam("row_line"), openline_id=bindparam("row_openline"), client=bindparam("row_client"),
+        payload=bindparam("row_payload"), status="queued", attempts=0, reported=False,
+        created_at=bindparam("row_at"), updated_at=bindparam("row_at")).on_conflict_do_nothing().returning(
+        BridgeMessage.id)  # a row back: stored now (rowcount says -1 on some drivers when RETURNING is implicit)
 
 
 def deliver_chat(portal_id: int, line_id: str, client: str) -> int:

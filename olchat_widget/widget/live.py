@@ -10,15 +10,15 @@ in this process, however many operators have the chat open.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam
 
 from .. import clock
 from ..bridge.ids import client_id
-from ..models import ChatActivity, OpenLineBinding, db
+from ..models import ChatActivity, OpenLineBinding, db, insert_or_not
 from ..runtime import LockedTTLCache
 
 MESSAGE_EVENTS = ("message", "message.any")
@@ -55,24 +55,25 @@ def note_webhook(envelope: dict, portal_ids: list[int]) -> None:
 
 
 def bump(portal_id: int, line_id: str, client: str) -> None:
-    """Move the chat's counter within the caller's transaction (the caller commits and handles a race)."""
-    chat = (ChatActivity.portal_id == portal_id, ChatActivity.line_id == line_id, ChatActivity.client == client)
-    if not db.session.execute(update(ChatActivity).where(*chat).values(seq=ChatActivity.seq + 1)).rowcount:
-        db.session.add(ChatActivity(portal_id=portal_id, line_id=line_id, client=client, seq=1))
+    """Move the chat's counter within the caller's transaction (one upsert; the caller commits)."""
+    db.session.connection().execute(_counter_upsert(db.session.get_bind().dialect.name),
+                                    {"chat_portal": portal_id, "chat_line": line_id, "chat_client": client})
+
+
+@functools.lru_cache(maxsize=None)
+def _counter_upsert(_dialect: str):
+    # Built once per database kind: a webhook runs it while holding SQLite's only write turn.
+    return (insert_or_not(ChatActivity)
+            .values(portal_id=bindparam("chat_portal"), line_id=bindparam("chat_line"),
+                    client=bindparam("chat_client"), seq=1)
+            .on_conflict_do_update(index_elements=["portal_id", "line_id", "client"],
+                                   set_={"seq": ChatActivity.seq + 1}))
 
 
 def touch(portal_id: int, line_id: str, client: str) -> None:
     """Something happened in the chat: the next poll of an open history looks."""
-    chat = (ChatActivity.portal_id == portal_id, ChatActivity.line_id == line_id, ChatActivity.client == client)
-    for _ in range(2):  # the second round: another request inserted the row first
-        moved = db.session.execute(update(ChatActivity).where(*chat).values(seq=ChatActivity.seq + 1)).rowcount
-        if not moved:
-            db.session.add(ChatActivity(portal_id=portal_id, line_id=line_id, client=client, seq=1))
-        try:
-            db.session.commit()
-            return
-        except IntegrityError:
-            db.session.rollback()
+    bump(portal_id, line_id, client)
+    db.session.commit()
 
 
 def watched(portal_id: int, line_id: str) -> bool:

@@ -180,6 +180,12 @@ def test_on_the_queue_a_chat_a_dead_consumer_held_is_taken_over_once_its_claim_i
     assert [m["text"] for m in fake.messages_in(chat["CHAT_ID"])].count("Есть кто?") == 1
 
 
+def delivered_rows(app) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count()).select_from(BridgeMessage).filter_by(
+            direction="in", status="delivered"))
+
+
 def test_a_consumer_killed_after_bitrix24_took_the_batch_does_not_make_it_show_twice(served_on_a_queue, fake,
                                                                                       waha):
     from olchat_widget.bridge.inbound import sweep
@@ -191,6 +197,7 @@ def test_a_consumer_killed_after_bitrix24_took_the_batch_does_not_make_it_show_t
     consumer.start()
     try:
         assert wait_for(lambda: any(c["user_external_id"] == IVAN for c in fake.openline_chats()))
+        assert wait_for(lambda: delivered_rows(app) == 1)  # the consumer is done with it (else it would overwrite)
         with app.app_context():
             # The consumer died between Bitrix24's answer and its own commit: the row still says "sending".
             row = db.session.scalar(db.select(BridgeMessage).filter_by(direction="in"))
