@@ -635,7 +635,7 @@
     if (!form) { return; }
     var textarea = form.querySelector("textarea[name=text]");
     if (textarea) { updateCounter(textarea); }
-    if (form.querySelector("[data-unresolved-notice]")) { selectFirstOpen(form); }
+    if (updateOpenVariables(form)) { selectFirstOpen(form); }
     else if (textarea) { textarea.focus(); textarea.setSelectionRange(textarea.value.length, textarea.value.length); }
     Bridge.fit();
   });
