@@ -323,3 +323,17 @@ def test_bitrix_cards_carry_the_template_values_in_their_one_batch():
         from olchat_widget.crm.base import card_from_dict, card_to_dict
 
         assert card_from_dict(json.loads(json.dumps(card_to_dict(deal)))).names == deal.names  # the shared cache
+
+
+def test_a_pick_never_throws_typed_words_away_but_replaces_another_untouched_template(admin):
+    add_template(admin, "Привет", "Здравствуйте, {{client.first_name}}!")
+    add_template(admin, "Пока", "До свидания, {{client.first_name}}!")
+    ready(admin)
+    after_draft = admin.post("/widget/template", {"key": "k" * 32, "phone": ANNA, "line": "sales",
+                                                  "text": "Уточню сроки и вернусь.", "template_pick": "Привет"}, **DEAL)
+    assert "Уточню сроки и вернусь.\n\nЗдравствуйте, Анна!</textarea>" in after_draft.data.decode()
+    first = fill(admin, "Привет")
+    swapped = admin.post("/widget/template", {"key": "k" * 32, "phone": ANNA, "line": "sales",
+                                              "text": first.find("textarea").text, "template_pick": "Пока",
+                                              "template": first.find("input", name="template").get("value")}, **DEAL)
+    assert parse(swapped.data).find("textarea").text == "До свидания, Анна!"

@@ -531,11 +531,25 @@ def fill_template():
         return fragment("widget/_compose.html", text=request.form.get("text", ""),
                         notice={"kind": "error", "text": t("tpl_not_found")}, template_id=None, unresolved=(),
                         **context)
-    filled = message_templates.fill(template.text, _card_values(entity_type, entity_id, row, line))
+    values = _card_values(entity_type, entity_id, row, line)
+    filled = message_templates.fill(template.text, values)
+    text = _with_template(request.form.get("text", ""), filled.text, values)
     message_templates.record_use(g.portal.id, g.user.id, template.id)
     context["templates"] = message_templates.picker(g.portal.id, g.user.id, g.user.is_admin)
-    return fragment("widget/_compose.html", text=filled.text, notice=None, template_id=template.id,
+    return fragment("widget/_compose.html", text=text, notice=None, template_id=template.id,
                     unresolved=filled.unresolved, **context)
+
+
+def _with_template(typed: str, filled: str, values: dict) -> str:
+    """The text after a pick: the template's, in place of an empty text or of another template left as it
+    was filled; after what the operator wrote otherwise (a pick never throws typed words away)."""
+    typed = typed.replace("\r\n", "\n")
+    if not typed.strip():
+        return filled
+    previous = message_templates.find(g.portal.id, g.user.is_admin, request.form.get("template", ""))
+    if previous is not None and message_templates.fill(previous.text, values).text == typed:
+        return filled
+    return typed.rstrip() + "\n\n" + filled
 
 
 # ---------------------------------------------------------------- history (F11)
