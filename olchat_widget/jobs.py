@@ -67,6 +67,7 @@ def init_jobs(app) -> None:
     from huey import crontab
 
     from .bridge import inbound, media, mirror, outbound, statuses
+    from .widget import timeline
 
     retries, delay = app.config["OLCHAT_JOB_RETRIES"], app.config["OLCHAT_JOB_RETRY_DELAY"]
     jobs = {
@@ -75,6 +76,7 @@ def init_jobs(app) -> None:
         "deliver_mirror": mirror.deliver,             # widget sends and the phone's own into the Open Lines chat
         "report_delivered": statuses.report_delivered,  # WhatsApp's ack told to Bitrix24, once
         "report_failed": statuses.report_failed,
+        "post_timeline": timeline.post,               # «Создавать дело»: a sent message in its card's timeline, once
     }
     # A failing job waits twice as long each time (delay, 2×, 4× ...): a portal or WAHA that is down
     # is not hammered; the sweeps below take over what is left after the last retry.
@@ -84,6 +86,7 @@ def init_jobs(app) -> None:
     # Every minute: chats whose job gave up or whose consumer died are queued again.
     huey.periodic_task(crontab(minute="*"), name="sweep_inbound")(in_app(inbound.sweep))
     huey.periodic_task(crontab(minute="*"), name="sweep_mirror")(in_app(mirror.sweep))
+    huey.periodic_task(crontab(minute="*"), name="sweep_timeline")(in_app(timeline.sweep))
     # Hourly: clients' files whose signed URLs have all expired are deleted.
     huey.periodic_task(crontab(minute="17"), name="forget_bridge_files")(in_app(media.forget_old_files))
     # Hourly: Bitrix24 may drop a connector from a line (it then loses messages silently).

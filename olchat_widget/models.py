@@ -115,6 +115,8 @@ class Settings(db.Model):
     green_start: Mapped[str] = mapped_column(String(5), default="09:00")
     green_end: Mapped[str] = mapped_column(String(5), default="20:00")
     orange_end: Mapped[str] = mapped_column(String(5), default="22:00")
+    # «Создавать дело»: the send form's box starts ticked (a record in the card's timeline per send).
+    timeline_default: Mapped[bool] = mapped_column(default=False)
 
 
 class GatewayServer(db.Model):
@@ -147,6 +149,8 @@ class UserPreference(db.Model):
     portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(String(64))
     line_id: Mapped[str | None] = mapped_column(String(128))
+    # «Показывать имя сотрудника»: the message goes out as «*Имя Фамилия*:» + newline + text.
+    show_name: Mapped[bool] = mapped_column(default=False)
 
 
 class CachedCard(db.Model):
@@ -413,3 +417,54 @@ class DemoOpenLineMessage(db.Model):
     external_id: Mapped[str | None] = mapped_column(String(255))  # the WhatsApp id
     status: Mapped[str] = mapped_column(String(16), default="")  # operator's: sending | delivered
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+
+class MessageTemplate(db.Model):
+    """A reply an admin prepared for the send form; its text may hold card variables (widget/message_templates.py)."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))  # unique per portal: the picker finds a template by it
+    category: Mapped[str] = mapped_column(String(100), default="")
+    text: Mapped[str] = mapped_column(Text)
+    admins_only: Mapped[bool] = mapped_column(default=False)  # visible to the portal's admins only
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TemplateUse(db.Model):
+    """When one user last picked a template: the picker puts their five latest first."""
+
+    __table_args__ = (UniqueConstraint("portal_id", "user_id", "template_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(64))
+    template_id: Mapped[int] = mapped_column(ForeignKey("message_template.id", ondelete="CASCADE"))
+    used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TimelineRecord(db.Model):
+    """«Создавать дело»: one sent message's record in its card's timeline, posted by a job (widget/timeline.py).
+
+    Unique per outbox row, so a retried job or a second press never makes a second record.
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "message_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("outgoing_message.id", ondelete="CASCADE"))
+    entity_type_id: Mapped[int]
+    entity_id: Mapped[int]
+    comment: Mapped[str] = mapped_column(Text)  # exactly what is posted (and what a lost answer is looked up by)
+    author_id: Mapped[str | None] = mapped_column(String(64))
+    # queued -> posted | failed (Bitrix24 refused for good: no such card, no rights)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    b24_id: Mapped[str | None] = mapped_column(String(64))  # the comment's ID in Bitrix24
+    attempts: Mapped[int] = mapped_column(default=0)
+    # An attempt may have reached Bitrix24 without us hearing the answer: look before posting again.
+    maybe_posted: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

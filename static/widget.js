@@ -553,6 +553,93 @@
     }
   }
 
+  // ------------------------------------------------------------------ message templates (issue 13)
+  // The picker is the browser's own suggestion list on a search field; Enter there (or «Вставить шаблон»,
+  // or picking a suggestion) asks the server to fill the text: it never submits the send form. What the
+  // template left open (data-open-variable) keeps the send refused until the text no longer holds it.
+  function openVariables(form) {
+    var textarea = form.querySelector("textarea[name=text]");
+    var marks = form.querySelectorAll("[data-open-variable]");
+    var open = [];
+    for (var i = 0; i < marks.length; i++) {
+      var token = marks[i].getAttribute("data-open-variable");
+      var still = !!textarea && textarea.value.indexOf(token) !== -1;
+      marks[i].classList.toggle("resolved", !still);
+      if (still) { open.push(token); }
+    }
+    return open;
+  }
+
+  function updateOpenVariables(form) {
+    var notice = form.querySelector("[data-unresolved-notice]");
+    if (!notice) { return false; }
+    var open = openVariables(form);
+    var textarea = form.querySelector("textarea[name=text]");
+    var button = form.querySelector('button[type="submit"]');
+    notice.hidden = open.length === 0;
+    if (button && !form.classList.contains("htmx-request")) { button.disabled = open.length > 0; }
+    if (textarea && open.length) { textarea.setAttribute("aria-invalid", "true"); }
+    return open.length > 0;
+  }
+
+  function selectFirstOpen(form) {
+    var textarea = form.querySelector("textarea[name=text]");
+    var open = openVariables(form);
+    if (!textarea) { return; }
+    textarea.focus();
+    if (open.length) {
+      var at = textarea.value.indexOf(open[0]);
+      textarea.setSelectionRange(at, at + open[0].length);  // typing replaces it
+    }
+  }
+
+  function insertTemplate(picker) {
+    var form = picker.closest("form.compose");
+    var button = form ? form.querySelector('[data-action="insert-template"]') : null;
+    if (button && picker.value.trim()) { button.click(); }
+  }
+
+  document.addEventListener("input", function (evt) {
+    var target = evt.target;
+    if (!target.matches) { return; }
+    if (target.matches("form.compose textarea")) { updateOpenVariables(target.closest("form.compose")); }
+    // A suggestion picked from the list (Chromium, Firefox: insertReplacementText; Safari: no inputType).
+    if (target.matches("[data-template-picker]") && (evt.inputType === "insertReplacementText" || !evt.inputType)) {
+      var options = document.getElementById(target.getAttribute("list"));
+      var exact = options && Array.prototype.some.call(options.options, function (o) { return o.value === target.value; });
+      if (exact) { insertTemplate(target); }
+    }
+  });
+
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Enter" && evt.target.matches && evt.target.matches("[data-template-picker]")) {
+      evt.preventDefault();  // Enter in a field of the form would submit the message
+      insertTemplate(evt.target);
+    }
+  });
+
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    if (form && form.matches && form.matches("form.compose") && updateOpenVariables(form)) {
+      evt.preventDefault();
+      evt.stopPropagation();
+      selectFirstOpen(form);
+    }
+  }, true);
+
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var elt = (evt.detail.requestConfig && evt.detail.requestConfig.elt) || evt.detail.elt;
+    if (!elt || !elt.getAttribute || elt.getAttribute("data-action") !== "insert-template") { return; }
+    var phone = elt.getAttribute("data-for-phone");
+    var form = document.querySelector('form.compose[data-for-phone="' + phone + '"]');
+    if (!form) { return; }
+    var textarea = form.querySelector("textarea[name=text]");
+    if (textarea) { updateCounter(textarea); }
+    if (updateOpenVariables(form)) { selectFirstOpen(form); }
+    else if (textarea) { textarea.focus(); textarea.setSelectionRange(textarea.value.length, textarea.value.length); }
+    Bridge.fit();
+  });
+
   if (mode === "bitrix" && typeof window.BX24 !== "undefined") {
     window.BX24.init(start);
   } else if (document.readyState === "loading") {

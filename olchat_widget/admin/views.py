@@ -114,7 +114,7 @@ TIME_FIELDS = ("orange_start", "green_start", "green_end", "orange_end")
 # name, lowest, highest, what an empty field means (None: the deployment's default)
 NUMBER_FIELDS = (("max_phones", 1, 50, None), ("check_budget", 0, 10_000, None), ("recheck_minutes", 0, 1440, 10))
 TEXT_FIELDS = (*TIME_FIELDS, "max_phones", "check_budget", "recheck_minutes", "default_region")
-FLAGS = ("always_show", "auto_show")
+FLAGS = ("always_show", "auto_show", "timeline_default")
 
 
 @bp.post("/admin/settings/form")
@@ -303,7 +303,8 @@ def _settings_form(*, errors=(), typed=None, typed_base_url=None, saved=False, s
                     days=days, line_names=_line_names({day.line_id for day in days}),
                     plan=plan, budget=service.budget_of(service.settings_of(g.portal)),
                     default_max=current_app.config["OLCHAT_MAX_PHONES"], **_gateway_context(),
-                    openline_bindings=connector.bindings(g.portal.id), webhook_error=webhook_error)
+                    openline_bindings=connector.bindings(g.portal.id), webhook_error=webhook_error,
+                    **templates.section_context())
 
 
 def _line_names(line_ids: set[str]) -> dict[str, str]:
@@ -319,3 +320,6 @@ def _line_names(line_ids: set[str]) -> dict[str, str]:
         except GatewayError:
             pass  # the gateway is down: such lines show by their id
     return names
+
+
+from . import templates  # noqa: E402 - the «Шаблоны» section's views, on this blueprint

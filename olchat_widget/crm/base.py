@@ -82,6 +82,16 @@ class Card:
     phones: tuple[RawPhone, ...] = ()
     chats: tuple[CrmChat, ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
+    # What message templates may say about the card, from the same fetch as the phones
+    # (widget/message_templates.py): {"values": {"deal.title": …}, "people": {"contact:1": [full, first]}}.
+    names: dict = field(default_factory=dict, compare=False)
+
+
+def card_names(values: dict, people: dict) -> dict:
+    """The card's template values without the empty ones (an empty value is no value: the variable stays open)."""
+    return {"values": {k: str(v).strip() for k, v in values.items() if v and str(v).strip()},
+            "people": {k: [str(full).strip(), str(first).strip()] for k, (full, first) in people.items()
+                       if full and str(full).strip()}}
 
 
 def card_to_dict(card: Card) -> dict:
@@ -90,6 +100,7 @@ def card_to_dict(card: Card) -> dict:
         "t": card.entity_type_id, "id": card.entity_id, "title": card.title,
         "phones": [[p.value, p.owner.kind, p.owner.id, p.owner.name, p.value_type] for p in card.phones],
         "chats": [[c.chat_id, c.connector_id, c.title] for c in card.chats],
+        "names": card.names,
     }
 
 
@@ -98,6 +109,7 @@ def card_from_dict(data: dict) -> Card:
         int(data["t"]), int(data["id"]), str(data.get("title") or ""),
         tuple(RawPhone(v, Owner(kind, int(oid), name), vt) for v, kind, oid, name, vt in data.get("phones", [])),
         tuple(CrmChat(str(cid), conn, title) for cid, conn, title in data.get("chats", [])),
+        names=data.get("names") if isinstance(data.get("names"), dict) else {},
     )
 
 

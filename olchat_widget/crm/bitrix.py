@@ -29,7 +29,7 @@ from typing import Any
 
 from ..b24.client import (B24AccessDenied, B24AuthError, B24Client, B24Error, B24NotFound, B24Overload,
                           B24PortalDeleted, B24QueryLimit, B24Unavailable, BatchResult)
-from .base import (COMPANY, CONTACT, DEAL, LEAD, Card, CardNotFound, CrmAccessDenied, CrmAuthExpired, CrmChat,
+from .base import (COMPANY, CONTACT, DEAL, LEAD, Card, card_names, CardNotFound, CrmAccessDenied, CrmAuthExpired, CrmChat,
                    CrmError, CrmRateLimited, CrmUnavailable, Owner, RawPhone)
 
 log = logging.getLogger(__name__)
@@ -157,8 +157,10 @@ class BitrixCrm:
         }
         if chats_error:
             extra["chats_error"] = chats_error
+        names = self._names(entity_type_id, entity_id, item, [contacts[c] for c in contact_ids if c in contacts],
+                            [companies[c] for c in company_ids if c in companies])
         return Card(entity_type_id, entity_id, self._title(entity_type_id, entity_id, item), tuple(phones),
-                    tuple(chats), extra)
+                    tuple(chats), extra, names)
 
     # -- the plan
 
@@ -261,6 +263,23 @@ class BitrixCrm:
         else:
             name = str(item.get("title") or "").strip() or f"#{n}"
         return _phones(item, Owner(OWNER_KINDS.get(t, "item"), n, name))
+
+    @staticmethod
+    def _names(t: int, n: int, item: dict, contacts: list[dict], companies: list[dict]) -> dict:
+        """What templates may say about the card, read from the records the batch already brought (no request)."""
+        people = {f"contact:{_int(c.get('id'))}": (_person_name(c), c.get("name") or _person_name(c))
+                  for c in contacts}
+        if t in (CONTACT, LEAD):
+            people[f"{OWNER_KINDS[t]}:{n}"] = (_person_name(item), item.get("name") or _person_name(item))
+        client = people.get(f"{OWNER_KINDS.get(t, 'item')}:{n}") if t in (CONTACT, LEAD) else None
+        if not client or not client[0]:
+            client = next(iter(people.values()), ("", ""))
+        company = (str(item.get("title") or "") if t == COMPANY
+                   else str(companies[0].get("title") or "") if companies else str(item.get("companyTitle") or ""))
+        title = str(item.get("title") or "")
+        return card_names({"client.name": client[0], "client.first_name": client[1], "company.name": company,
+                           "deal.title": title if t == DEAL else "", "lead.title": title if t == LEAD else "",
+                           "card.title": BitrixCrm._title(t, n, item)}, people)
 
     @staticmethod
     def _title(t: int, n: int, item: dict) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from .base import (COMPANY, CONTACT, DEAL, LEAD, Card, CardNotFound, CrmAccessDenied, CrmRateLimited,
+from .base import (COMPANY, CONTACT, DEAL, LEAD, Card, card_names, CardNotFound, CrmAccessDenied, CrmRateLimited,
                    CrmUnavailable, Owner, RawPhone)
 
 _FAILURES = {
@@ -109,7 +109,26 @@ class DemoCrm:
             if company:
                 phones += [RawPhone(p, Owner("company", cid, company.get("name", ""))) for p in _phones(company)]
         title = record.get("title") or record.get("name") or f"#{entity_id}"
-        return Card(entity_type_id, entity_id, title, tuple(phones))
+        return Card(entity_type_id, entity_id, title, tuple(phones),
+                    names=self._names(entity_type_id, entity_id, record, contact_ids, company_ids, title))
+
+    def _names(self, t, n, record, contact_ids, company_ids, title) -> dict:
+        """What templates may say about the card (the demo file has full names only: the first word is the first name)."""
+        def person(full):
+            full = str(full or "").strip()
+            return (full, full.split(" ")[0] if full else "")
+
+        people = {f"contact:{cid}": person(self.contacts[cid].get("name")) for cid in contact_ids if cid in self.contacts}
+        if t == CONTACT:
+            people[f"contact:{n}"] = person(record.get("name"))
+        if t == LEAD and record.get("name"):
+            people[f"lead:{n}"] = person(record.get("name"))
+        client = people.get(f"contact:{n}" if t == CONTACT else f"lead:{n}") or next(iter(people.values()), ("", ""))
+        companies = [self.companies[c] for c in company_ids if c in self.companies]
+        company = record.get("name") if t == COMPANY else (companies[0].get("name") if companies else "")
+        return card_names({"client.name": client[0], "client.first_name": client[1], "company.name": company,
+                           "deal.title": record.get("title") if t == DEAL else "",
+                           "lead.title": record.get("title") if t == LEAD else "", "card.title": title}, people)
 
     def list_cards(self) -> list[tuple[int, int, str]]:
         """Every card of the demo portal, for the debug page: (entity type, id, title)."""

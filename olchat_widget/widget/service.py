@@ -324,6 +324,18 @@ def remember_line(portal, user_id: str, line_id: str) -> None:
     runtime().preferences.set((portal.id, user_id), line_id)
 
 
+def show_name_of(portal, user_id: str) -> bool:
+    """Whether the user's messages go out under their name («Показывать имя сотрудника»)."""
+    return bool(db.session.scalar(db.select(UserPreference.show_name).filter_by(portal_id=portal.id, user_id=user_id)))
+
+
+def remember_show_name(portal, user_id: str, on: bool) -> None:
+    pref = get_or_create(UserPreference, portal_id=portal.id, user_id=user_id)
+    if pref.show_name != on:
+        pref.show_name = on
+        db.session.commit()
+
+
 # ---------------------------------------------------------------- chats
 
 

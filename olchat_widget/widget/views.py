@@ -25,7 +25,7 @@ from ..jobs import enqueue
 from ..runtime import gateway_for, runtime
 from ..web import card_args, fragment, is_htmx, page
 from ..bridge.statuses import with_stored_acks
-from . import live, service
+from . import live, message_templates, service, timeline
 
 bp = Blueprint("widget", __name__)
 
@@ -357,7 +357,8 @@ def compose():
         return target
     row, line, _ = target
     return fragment("widget/_compose.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
-                    key=uuid.uuid4().hex, text="", notice=None, publish=_publish_box(line))
+                    key=uuid.uuid4().hex, text="", notice=None, publish=_publish_box(line),
+                    **_compose_options(entity_id))
 
 
 @bp.post("/widget/send")
@@ -377,12 +378,16 @@ def send():
     # «Публиковать в чат» is offered only on a line bound to an Open Line; unticked, the form sends nothing.
     offered = _publish_box(line) is not None
     publish = offered and request.form.get("publish") == "1"
+    options = _posted_options(entity_id)
+    template_state = _template_state(entity_type, entity_id, row, line, text)
 
     def form(notice, *, new_key=False, keep_text=True, confirm=False, trigger=None):
+        # After a send the next message starts clean: no template, nothing left open.
+        state = template_state if keep_text else {"template_id": None, "unresolved": ()}
         return fragment("widget/_compose.html", trigger=trigger, entity_type=entity_type,
                         entity_id=entity_id, row=row, line=line, key=uuid.uuid4().hex if new_key else key,
                         text=text if keep_text else "", notice=notice, confirm=confirm,
-                        publish=publish if offered else None)
+                        publish=publish if offered else None, **options, **state)
 
     if not text.strip():
         return form({"kind": "error", "text": t("empty_message")})
@@ -393,17 +398,30 @@ def send():
         # limit still lets 256 KB through): not a draft anyone edits in a card-width box,
         # and echoing it would double an abusive client's traffic — refuse without it.
         return form({"kind": "error", "text": t("too_long", n=MAX_TEXT)}, keep_text=len(text) <= KEEP_TEXT)
+    if template_state["unresolved"]:
+        # What the template could not fill is still in the text: sending it would show «{{deal.title}}» to the client.
+        return form({"kind": "error", "text": t("tpl_unresolved_refused",
+                                                names=", ".join(template_state["unresolved"]))})
+    outgoing = _with_name(text) if options["show_name"] else text
+    if text_length(outgoing) > MAX_TEXT:
+        over = text_length(outgoing) - MAX_TEXT
+        return form({"kind": "error", "text": t("too_long_with_name", n=MAX_TEXT, over=over)})
     if not line.can_send:
         return form({"kind": "error", "text": t("err_line_body", state=t("state_" + line.status))})
     if row.time.light == "red" and request.form.get("confirm") != "1":
         return form({"kind": "warning", "text": t("red_zone_confirm", time=row.time.text)}, confirm=True)
 
+    if request.form.get("show_name_offered") == "1":
+        service.remember_show_name(g.portal, g.user.id, options["show_name"])
+    # The outbox key alone decides whether this is a new send: a repeated press finds its row, whatever the text.
     message = send_once(gateway_for(g.portal), portal_id=g.portal.id, key=key, user_id=g.user.id,
-                        line_id=line.id, phone=row.e164, chat_id=chat_id, text=text)
+                        line_id=line.id, phone=row.e164, chat_id=chat_id, text=outgoing)
     if message.status == SENT:
         service.create_chat(g.portal, line.id, row.e164, chat_id)
         if publish:
             _publish(message)
+        if options["timeline"]:
+            _record_in_timeline(message, text, entity_type, entity_id, row, line)
         event = {"line": line.id, "phone": row.e164}
         return form({"kind": "ok", "text": t("sent")}, new_key=True, keep_text=False,
                     trigger={"olchat-message-sent": event})
@@ -433,6 +451,105 @@ def _publish(message) -> None:
             enqueue("deliver_mirror", row_id)
         except Exception:  # noqa: BLE001 - the queue refused (or, immediate, Bitrix24 failed): the sweep retries
             current_app.logger.warning("mirror of message %s left for the sweep", message.id)
+
+
+def _compose_options(entity_id: int) -> dict:
+    """The send form's boxes as a fresh form shows them: the user's «Показывать имя сотрудника», the portal's
+    «Создавать дело» (a card being created has no timeline yet), the user's templates."""
+    return {"show_name": service.show_name_of(g.portal, g.user.id),
+            "timeline": service.settings_row(g.portal.id).timeline_default if entity_id > 0 else None,
+            "templates": message_templates.picker(g.portal.id, g.user.id, g.user.is_admin),
+            "template_id": None, "unresolved": ()}
+
+
+def _posted_options(entity_id: int) -> dict:
+    """The boxes as the posted form had them (an unticked box sends nothing)."""
+    return {"show_name": request.form.get("show_name") == "1",
+            "timeline": (request.form.get("timeline") == "1") if entity_id > 0 else None,
+            "templates": message_templates.picker(g.portal.id, g.user.id, g.user.is_admin)}
+
+
+def _with_name(text: str) -> str:
+    """The message as WhatsApp gets it with the employee's name: «*Имя Фамилия*:», a line break, the text."""
+    name = " ".join(g.user.name.replace("*", "").split())  # a star in the name would end the bold early
+    return f"*{name}*:\n{text}" if name else text
+
+
+def _card_values(entity_type: int, entity_id: int, row, line) -> dict:
+    card, _ = service.load_card(g.portal, g.user.id, entity_type, entity_id)
+    return message_templates.card_values(card, row, g.user.name, line.name or line.id)
+
+
+def _template_state(entity_type: int, entity_id: int, row, line, text: str) -> dict:
+    """The template the form was filled from and what of it the text still leaves open.
+
+    The server fills the template again for this card rather than trusting the page; the page's own list
+    counts too (a template an admin changed since). Only these count: a client's name that happens to
+    contain braces is the client's name, and a text typed by hand is the operator's.
+    """
+    template = message_templates.find(g.portal.id, g.user.is_admin, request.form.get("template", ""))
+    tokens = [token for token in request.form.getlist("unresolved")[:20]
+              if message_templates.OPEN_VARIABLE.fullmatch(token[:200])]
+    if template is not None:
+        tokens += message_templates.fill(template.text, _card_values(entity_type, entity_id, row, line)).unresolved
+    return {"template_id": template.id if template is not None else None,
+            "unresolved": tuple(message_templates.still_open(text, dict.fromkeys(tokens)))}
+
+
+def _record_in_timeline(message, text: str, entity_type: int, entity_id: int, row, line) -> None:
+    """«Создавать дело»: store the record and leave the posting to a job (the send is done either way)."""
+    from ..templating import phone_display
+
+    line_name = line.name or line.id
+    if line.phone:
+        line_name += f" ({phone_display(line.phone)})"
+    comment = timeline.comment_text(message, text=text, line_name=line_name, phone_text=phone_display(row.e164),
+                                    user_name=g.user.name, locale=g.locale)
+    row_id = timeline.record_send(g.portal.id, message, entity_type, entity_id, comment)
+    if row_id is not None:
+        timeline.queue(row_id)
+
+
+@bp.post("/widget/template")
+@widget_required
+def fill_template():
+    """Fill the send form with the picked template and this card's values; what has no value stays, marked."""
+    entity_type, entity_id = card_args()
+    key = request.form.get("key", "")
+    if not key or len(key) > 64:
+        abort(400)
+    target = _whatsapp_target(entity_type, entity_id)
+    if not isinstance(target, tuple):
+        return target
+    row, line, _ = target
+    offered = _publish_box(line) is not None
+    context = dict(entity_type=entity_type, entity_id=entity_id, row=row, line=line, key=key,
+                   publish=(request.form.get("publish") == "1") if offered else None, **_posted_options(entity_id))
+    template = message_templates.find(g.portal.id, g.user.is_admin, request.form.get("template_pick", ""))
+    if template is None:
+        # Unknown, deleted, or admins-only for someone else: the typed text stays as it was.
+        return fragment("widget/_compose.html", text=request.form.get("text", ""),
+                        notice={"kind": "error", "text": t("tpl_not_found")}, template_id=None, unresolved=(),
+                        **context)
+    values = _card_values(entity_type, entity_id, row, line)
+    filled = message_templates.fill(template.text, values)
+    text = _with_template(request.form.get("text", ""), filled.text, values)
+    message_templates.record_use(g.portal.id, g.user.id, template.id)
+    context["templates"] = message_templates.picker(g.portal.id, g.user.id, g.user.is_admin)
+    return fragment("widget/_compose.html", text=text, notice=None, template_id=template.id,
+                    unresolved=filled.unresolved, **context)
+
+
+def _with_template(typed: str, filled: str, values: dict) -> str:
+    """The text after a pick: the template's, in place of an empty text or of another template left as it
+    was filled; after what the operator wrote otherwise (a pick never throws typed words away)."""
+    typed = typed.replace("\r\n", "\n")
+    if not typed.strip():
+        return filled
+    previous = message_templates.find(g.portal.id, g.user.is_admin, request.form.get("template", ""))
+    if previous is not None and message_templates.fill(previous.text, values).text == typed:
+        return filled
+    return typed.rstrip() + "\n\n" + filled
 
 
 # ---------------------------------------------------------------- history (F11)
@@ -506,4 +623,4 @@ def app_chat_body():
         return target
     row, line, _ = target
     return fragment("widget/_chat_view.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
-                    key=uuid.uuid4().hex, publish=_publish_box(line))
+                    key=uuid.uuid4().hex, publish=_publish_box(line), **_compose_options(entity_id))

@@ -314,6 +314,11 @@ class FakeBitrix24:
         self._delivered: list[dict] = []
         self._disk: dict[str, tuple[str, bytes]] = {}  # operator files served at /fake-disk/<token>/<name>
         self._ol_seq = {"chat": 1800, "message": 86000, "session": 500, "user": 1000, "handler": 0}
+        # CRM timeline comments (crm.timeline.comment.*), in the order they were added.
+        self.timeline: list[dict] = []
+        self._timeline_seq = 7000
+        # method -> how many answers to lose after the method did its work (a proxy's 502 on the way back)
+        self.lose_answers: dict[str, int] = {}
         if data:
             self.load(data)
 
@@ -744,6 +749,9 @@ class FakeBitrix24:
                     result, extra = self._batch(user_id, params), {}
                 else:
                     result, extra = self._dispatch(user_id, method, params)
+                if self.lose_answers.get(method.lower(), 0) > 0:
+                    self.lose_answers[method.lower()] -= 1
+                    return 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>"
                 body = {"result": result}
                 body.update(extra)
                 body["time"] = self._time(started)
@@ -1446,7 +1454,60 @@ def _imopenlines_crm_chat_get_last_id(fake: FakeBitrix24, user_id: int, params: 
     return max(int(c["CHAT_ID"]) for c in chats)
 
 
+_TIMELINE_TYPES = {"lead": LEAD, "deal": DEAL, "contact": CONTACT, "company": COMPANY}
+
+
+def _timeline_owner(fake: FakeBitrix24, user_id: int, source: dict) -> tuple[str, int]:
+    """ENTITY_TYPE/ENTITY_ID of a timeline call: lead, deal, contact, company, dynamic_<type> (smart processes)."""
+    kind = str(source.get("ENTITY_TYPE") or "").lower()
+    entity_id = _int_or_none(source.get("ENTITY_ID"))
+    type_id = _TIMELINE_TYPES.get(kind)
+    if type_id is None and kind.startswith("dynamic_"):
+        type_id = _int_or_none(kind[len("dynamic_"):])
+    if type_id is None or entity_id is None:
+        raise FakeError("ERROR_ARGUMENT", "ENTITY_TYPE and ENTITY_ID are required", 400)  # guess: code undocumented
+    if (type_id, entity_id) not in fake.items:
+        raise FakeError("NOT_FOUND", "Not found", 400)
+    if not fake.can_read(user_id, type_id, entity_id):
+        raise FakeError("ACCESS_DENIED", "Access denied", 403)
+    return kind, entity_id
+
+
+def _crm_timeline_comment_add(fake: FakeBitrix24, user_id: int, params: dict):
+    """crm.timeline.comment.add(fields): ENTITY_ID, ENTITY_TYPE, COMMENT, AUTHOR_ID; answers the new ID.
+    Since crm 23.100.0 only the lower-case ``fields`` key is accepted."""
+    fields = params.get("fields")
+    if not isinstance(fields, dict):
+        raise FakeError("ERROR_ARGUMENT", "Parameter 'fields' is required", 400)
+    kind, entity_id = _timeline_owner(fake, user_id, fields)
+    if str(fields.get("COMMENT") or "").strip() == "":
+        raise FakeError("ERROR_ARGUMENT", "COMMENT is empty", 400)
+    fake._timeline_seq += 1
+    fake.timeline.append({"ID": fake._timeline_seq, "ENTITY_TYPE": kind, "ENTITY_ID": entity_id,
+                          "COMMENT": str(fields["COMMENT"]),
+                          "AUTHOR_ID": _int_or_none(fields.get("AUTHOR_ID")) or user_id, "CALLER": user_id})
+    return fake._timeline_seq
+
+
+def _crm_timeline_comment_list(fake: FakeBitrix24, user_id: int, params: dict):
+    """crm.timeline.comment.list(filter{ENTITY_ID, ENTITY_TYPE}, select, order): one page of 50."""
+    filt = params.get("filter") if isinstance(params.get("filter"), dict) else {}
+    kind, entity_id = _timeline_owner(fake, user_id, filt)
+    rows = [c for c in fake.timeline if c["ENTITY_TYPE"] == kind and c["ENTITY_ID"] == entity_id]
+    order = params.get("order") if isinstance(params.get("order"), dict) else {}
+    if str(order.get("ID", "ASC")).upper() == "DESC":
+        rows = rows[::-1]
+    page = [{"ID": str(c["ID"]), "ENTITY_ID": str(c["ENTITY_ID"]), "ENTITY_TYPE": c["ENTITY_TYPE"],
+             "COMMENT": c["COMMENT"], "AUTHOR_ID": str(c["AUTHOR_ID"])} for c in rows[:50]]
+    extra = {"total": len(rows)}
+    if len(rows) > 50:
+        extra["next"] = 50
+    return page, extra
+
+
 _METHODS: dict[str, Callable] = {
+    "crm.timeline.comment.add": _crm_timeline_comment_add,
+    "crm.timeline.comment.list": _crm_timeline_comment_list,
     "crm.item.get": _crm_item_get,
     "crm.item.list": _crm_item_list,
     "crm.deal.get": _crm_deal_get,
