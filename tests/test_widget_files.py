@@ -281,3 +281,13 @@ def test_a_file_sent_through_the_demo_shows_in_its_history(tmp_path):
     _, found = media_of(widget, IVAN)
     assert found[-1].get("data-media") == "image"
     assert app.test_client().get(found[-1].find("img").get("src")).data == png()
+
+
+def test_a_body_over_the_upload_limit_gets_a_413_that_names_that_limit(app, widget):
+    from olchat_widget.widget import uploads
+
+    too_big = b"%PDF" + bytes(uploads.UPLOAD_BODY_LIMIT)
+    answer = send_file(widget, key_of(widget), too_big, "huge.pdf")
+    assert answer.status_code == 413
+    assert f"{uploads.UPLOAD_BODY_LIMIT // 1024} КБ" in answer.get_data(as_text=True)
+    assert uploads_left(app) == []
