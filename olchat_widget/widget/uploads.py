@@ -61,10 +61,6 @@ class Held:
     size: int
     user_id: str
 
-    @property
-    def size_text(self) -> str:
-        return f"{self.size / MB:.1f} МБ" if self.size >= MB // 10 else f"{max(self.size // 1024, 1)} КБ"
-
 
 def valid_key(key: str) -> bool:
     return bool(key) and bool(_KEY.match(key))

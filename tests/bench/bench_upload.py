@@ -28,6 +28,7 @@ import base64
 import hashlib
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -185,7 +186,9 @@ def main() -> int:
             print(f"   (no Chromium run: {exc})")
     with FakeWaha() as waha:
         env = {"OLCHAT_GATEWAY": "waha", "OLCHAT_WAHA_URL": waha.url, "OLCHAT_WAHA_API_KEY": waha.api_key,
-               "OLCHAT_WORKER_PROCESS": "0", "OLCHAT_GATEWAY_READ_TIMEOUT": "60"}
+               "OLCHAT_WORKER_PROCESS": "0", "OLCHAT_GATEWAY_READ_TIMEOUT": "60",
+               # Nothing written beside the checkout: the waiting files and the queue in this run's folder.
+               "OLCHAT_UPLOADS_PATH": str(folder / "uploads"), "OLCHAT_JOBS_PATH": str(folder / "jobs.sqlite3")}
         with gunicorn(env, workers=1, threads=4) as (base, log):
             worker = worker_of(base)
             warm = make_file(folder, 0, 1)
@@ -218,6 +221,7 @@ def main() -> int:
             check_log(log, problems)
     if browser:
         browser.close()
+    shutil.rmtree(folder, ignore_errors=True)
     size = args.mb * 2**20
     print(f"\n{args.mb} MB document, {args.runs} run(s) each, fake WAHA on 127.0.0.1, one gunicorn worker:")
     for way, label in (("browser", "Chromium: chosen → «отправлено»"), ("http", "HTTP POST /widget/send-file")):
