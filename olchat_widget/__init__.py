@@ -32,6 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["olchat_numbering_reset"] = lambda: app.extensions.pop("olchat_numbering", None)
 
     from .admin.views import bp as admin_bp
+    from .widget.media_views import bp as widget_media_bp
     from .widget.views import bp as widget_bp
 
     from .bridge.media import bp as bridge_media_bp
@@ -39,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .jobs import init_jobs
 
     app.register_blueprint(widget_bp)
+    app.register_blueprint(widget_media_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(bridge_bp)
     app.register_blueprint(bridge_media_bp)

@@ -96,6 +96,10 @@ DEFAULTS: dict[str, object] = {
     "OLCHAT_MEDIA_MAX_BYTES": 100 * 1024 * 1024,
     "OLCHAT_MEDIA_URL_TTL": 24 * 3600,
     "OLCHAT_MEDIA_TRIES": 3,
+    # Files attached in the send form wait here (per portal) until sent; empty: instance/uploads.
+    "OLCHAT_UPLOADS_PATH": "",
+    # Life of a history media link (<img>/<audio> src), seconds.
+    "OLCHAT_WIDGET_MEDIA_TTL": 900,
     # The app's address on the internet (https://olchat.example.com), for URLs Bitrix24 fetches
     # itself; empty: the address WAHA posted its webhook to.
     "OLCHAT_PUBLIC_URL": "",
@@ -150,6 +154,8 @@ def load_config(app, test_config: dict | None) -> None:
     from .gateway.egress import policy_from_config
 
     policy_from_config(app.config)
+    if not app.config["OLCHAT_UPLOADS_PATH"]:
+        app.config["OLCHAT_UPLOADS_PATH"] = str(instance / "uploads")
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's own default is None: no limit at all
         app.config["MAX_CONTENT_LENGTH"] = int(app.config["OLCHAT_MAX_REQUEST_BYTES"])
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"],

@@ -122,7 +122,8 @@ def register_error_handlers(app) -> None:
         if reason is None:
             return exc
         # The limit in KB for the 413 text; the others take no arguments.
-        size = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
+        # The route's own limit where it has one (the file upload's), else the app's.
+        size = (request.max_content_length or 0) // 1024
         return error_response(reason, retry=False, size=size)
 
     @app.errorhandler(Exception)

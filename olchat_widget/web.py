@@ -70,14 +70,17 @@ def frame_ancestors() -> str:
 # Scripts come from us and from Bitrix24's BX24.js (templates/widget/shell.html, b24/install.html);
 # nothing inline runs anywhere: no <script> blocks, no on* attributes, no style attributes
 # (htmx's own indicator style is off via htmx-config; its CSS is in widget.css). The favicon is a data: URL.
+# media-src blob: only for <audio> (the send form's preview of a voice recording, never fetched).
 CSP = ("default-src 'self'; script-src 'self' https://api.bitrix24.com; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'")
+       "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'")
 
 
 def add_security_headers(response: Response) -> Response:
     # frame-ancestors replaces X-Frame-Options, which cannot name a portal's origin.
     response.headers.pop("X-Frame-Options", None)
-    response.headers["Content-Security-Policy"] = f"{CSP}; frame-ancestors {frame_ancestors()}"
+    # A file we hand out sets its own, stricter policy (media.file_answer: a sandbox): it stays.
+    if "sandbox" not in response.headers.get("Content-Security-Policy", ""):
+        response.headers["Content-Security-Policy"] = f"{CSP}; frame-ancestors {frame_ancestors()}"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.vary.add("HX-Request")

@@ -389,7 +389,8 @@
     if (!refuse && form.matches("form.compose")) {
       var textarea = form.querySelector("textarea[name=text]");
       var blank = !textarea || !textarea.value.trim();
-      if (blank && form.querySelector('[data-notice="ok"]')) {
+      // A file or a recording needs no text (widget-media.js marks the form that carries one).
+      if (blank && form.querySelector('[data-notice="ok"]') && !form.hasAttribute("data-has-media")) {
         refuse = true;  // the form that says «Сообщение отправлено»: a late click of a burst, not a new message
       } else if (textarea && updateCounter(textarea)) {
         refuse = true;

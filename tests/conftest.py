@@ -70,6 +70,8 @@ def make_app(tmp_path: Path, *, clock_at=None, **overrides):
         "OLCHAT_NUMBERING_PATH": str(NUMBERING_CSV),
         # The queue in the test's own folder: no test shares jobs with another.
         "OLCHAT_JOBS_PATH": str(tmp_path / "jobs.sqlite3"),
+        # Attached files wait in the test's own folder too.
+        "OLCHAT_UPLOADS_PATH": str(tmp_path / "uploads"),
     }
     config.update(overrides)
     app = create_app(config)

@@ -20,22 +20,18 @@ import mimetypes
 import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
-from flask import Blueprint, Response, abort, current_app, has_request_context, request
+from flask import Blueprint, abort, current_app, has_request_context, request
 
 from ..crypto import Box
-from ..gateway.base import (DOCUMENT, IMAGE, VIDEO, VOICE, GatewayError, GatewayNotFound, MediaRefused,
-                            MediaTooLarge)
+from ..gateway.base import GatewayError, GatewayNotFound, MediaRefused, MediaTooLarge
+from ..media import SPOOL as _SPOOL, file_answer, kind_of, link_box, safe_name
 from ..models import BridgeFile, BridgeMessage, Portal, db, utcnow
 
 bp = Blueprint("bridge_media", __name__)
 
-# A file in memory up to this size, on disk beyond: a big one is never held twice.
-_SPOOL = 1 << 20
-# Images WhatsApp shows as photos; other images go as documents (a GIF or SVG would not render).
-_PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 # Part outcomes kept on an outbound row: a retried job neither repeats them nor tells the operator twice.
 REFUSED, TOO_LARGE, LINK_FAILED, UNCONFIRMED = "foreign_link", "too_large", "link_failed", "unconfirmed"
 
@@ -103,18 +99,12 @@ def _download(portal: Portal, row: BridgeMessage, media: dict) -> dict:
         sink.seek(0)
         mime = (media.get("mimetype") or mime or "application/octet-stream").split(";")[0].strip()[:128]
         kept = BridgeFile(portal_id=portal.id, message_id=row.source_id[:255], mime=mime, size=size,
-                          name=_file_name(media.get("filename"), mime), data=sink.read())
+                          name=safe_name(media.get("filename"), mime), data=sink.read())
     db.session.add(kept)
     db.session.commit()
     return {"file_id": kept.id}
 
 
-def _file_name(name: str | None, mime: str) -> str:
-    name = (name or "").replace("/", "_").replace("\\", "_").strip()
-    if name:
-        return name[:200]
-    kind = mime.split("/")[0] if mime.split("/")[0] in ("image", "audio", "video") else "file"
-    return kind + (mimetypes.guess_extension(mime) or ".bin")
 
 
 def dress(message: dict, part: dict, portal_id: int) -> dict:
@@ -141,7 +131,7 @@ def dress(message: dict, part: dict, portal_id: int) -> dict:
 
 def _box() -> Box:
     # A key of its own: a file token can never be replayed as a widget token or a stored secret.
-    return Box(current_app.config["OLCHAT_SECRET_KEY"], "bridge-file")
+    return link_box("bridge-file")
 
 
 def file_token(portal_id: int, file_id: int) -> str:
@@ -164,11 +154,7 @@ def serve_file(token: str):
     if kept is None:
         abort(404)
     # An attachment in a sandbox: a client's HTML or SVG must never run on our origin.
-    return Response(kept.data, mimetype=kept.mime, headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(kept.name)}",
-        "Content-Security-Policy": "sandbox; default-src 'none'",
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, no-store"})
+    return file_answer(kept.data, kept.mime, kept.name)
 
 
 def forget_old_files() -> int:
@@ -180,18 +166,6 @@ def forget_old_files() -> int:
 
 
 # ---------------------------------------------------------------- Open Lines → client
-
-
-def kind_of(mime: str) -> str:
-    """How WhatsApp gets a file: a photo, a voice message, a video, or a document."""
-    mime = (mime or "").split(";")[0].strip().lower()
-    if mime in _PHOTO_TYPES:
-        return IMAGE
-    if mime.startswith("audio/"):
-        return VOICE
-    if mime.startswith("video/"):
-        return VIDEO
-    return DOCUMENT
 
 
 class LinkError(Exception):

@@ -51,6 +51,15 @@ class ChatRef:
 
 
 @dataclass(frozen=True)
+class MediaInfo:
+    """A message's file as the gateway describes it; ``url`` is on the gateway's own file store (may expire)."""
+
+    mimetype: str = ""
+    filename: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
 class Message:
     id: str
     from_me: bool
@@ -59,6 +68,8 @@ class Message:
     # Delivery state of own messages: PENDING, SERVER, DEVICE, READ, PLAYED, ERROR.
     ack: str | None = None
     has_media: bool = False
+    # What the gateway said of the file (None: it has media but did not describe it, see media_of).
+    media: MediaInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -177,9 +188,16 @@ class Gateway(Protocol):
 
     # The Open Lines bridge: files both ways.
 
-    def send_media(self, line_id: str, chat_id: str, kind: str, *, data: bytes, mimetype: str, filename: str,
-                   caption: str = "") -> SentMessage:
-        """Send a file as ``kind`` (IMAGE, VOICE, VIDEO, DOCUMENT); no pre-generated id (see outbox)."""
+    def send_media(self, line_id: str, chat_id: str, kind: str, *, data: bytes | BinaryIO, mimetype: str,
+                   filename: str, caption: str = "") -> SentMessage:
+        """Send a file as ``kind`` (IMAGE, VOICE, VIDEO, DOCUMENT); no pre-generated id (see outbox).
+
+        ``data`` is the bytes or a binary file open at its start (read to its end, never held whole).
+        """
+        ...
+
+    def media_of(self, line_id: str, chat_id: str, message_id: str) -> MediaInfo:
+        """Describe a message's file with a fresh URL to download it from (GatewayNotFound: none)."""
         ...
 
     def download_media(self, line_id: str, url: str, sink: BinaryIO, *, max_bytes: int) -> str:
@@ -204,4 +222,4 @@ class NoLines:
         raise GatewayNotFound("no WhatsApp lines are connected", line_id=line_id)
 
     check_exists = find_chat = history = new_message_id = send_text = find_message = _none
-    send_media = download_media = _none
+    send_media = download_media = media_of = _none

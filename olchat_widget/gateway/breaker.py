@@ -148,6 +148,10 @@ class BreakerGateway:
         """Send a file, unless the circuit is open (then nothing was sent)."""
         return self._through("send_media", line_id, line_id, chat_id, kind, **kwargs)
 
+    def media_of(self, line_id: str, chat_id: str, message_id: str):
+        """Describe a message's file, unless the circuit is open."""
+        return self._through("media_of", line_id, line_id, chat_id, message_id)
+
     def download_media(self, line_id: str, url: str, sink: Any, *, max_bytes: int) -> str:
         """Download a received file, unless the circuit is open."""
         return self._through("download_media", line_id, line_id, url, sink, max_bytes=max_bytes)

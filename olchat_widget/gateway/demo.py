@@ -15,7 +15,12 @@ import uuid
 from ..clock import unix_now
 from ..phones import normalise
 from .base import (WORKING, ChatRef, GatewayNotFound, GatewayRateLimited, GatewayTimeout, GatewayUnauthorized,
-                   GatewayUnavailable, HistoryPage, Line, LineNotConnected, Message, Presence, SentMessage)
+                   GatewayUnavailable, HistoryPage, Line, LineNotConnected, MediaInfo, MediaTooLarge, Message,
+                   Presence, SentMessage)
+from .demo_media import DEMO_FILES
+
+# The demo keeps sent files in its process's memory: a cap, so a demo can't be made to eat it.
+DEMO_FILE_CAP = 20 * 1024 * 1024
 
 _FAILURES = {
     "unavailable": GatewayUnavailable,
@@ -39,6 +44,8 @@ class DemoGateway:
         self.calls: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        # "demo:<message id>" → (MIME type, file name, bytes): the demo's file store.
+        self.files: dict[str, tuple[str, str, bytes]] = {}
         self.lines = {
             str(line["id"]): Line(
                 id=str(line["id"]),
@@ -56,7 +63,7 @@ class DemoGateway:
             phone = normalise(str(chat.get("phone", ""))).e164
             if not phone:
                 continue
-            messages = [self._message(m) for m in chat.get("messages", [])]
+            messages = [self._keep_demo_file(self._message(m), m.get("media")) for m in chat.get("messages", [])]
             generated = int(chat.get("generate") or 0)
             if generated:
                 first = messages[0].timestamp if messages else 1764000000
@@ -73,6 +80,16 @@ class DemoGateway:
         return Message(id=str(m.get("id") or uuid.uuid4().hex), from_me=from_me, text=str(m.get("text", "")),
                        timestamp=int(m.get("timestamp") or 0), ack=m.get("ack") or ("SERVER" if from_me else None),
                        has_media=bool(m.get("has_media", False)))
+
+    def _keep_demo_file(self, message: Message, media) -> Message:
+        """A demo message naming a made-up file ("photo", "voice", "document") gets that file."""
+        if media not in DEMO_FILES:
+            return message
+        mimetype, filename, make = DEMO_FILES[media]
+        url = "demo:" + message.id
+        self.files[url] = (mimetype, filename, make())
+        return Message(id=message.id, from_me=message.from_me, text=message.text, timestamp=message.timestamp,
+                       ack=message.ack, has_media=True, media=MediaInfo(mimetype, filename, url))
 
     # -- behaviour knobs
 
@@ -134,23 +151,41 @@ class DemoGateway:
                 chat.append(Message(id=message_id, from_me=True, text=text, timestamp=now, ack="SERVER"))
         return SentMessage(id=message_id, timestamp=now, ack="SERVER")
 
-    def send_media(self, line_id: str, chat_id: str, kind: str, *, data: bytes, mimetype: str, filename: str,
+    def send_media(self, line_id: str, chat_id: str, kind: str, *, data, mimetype: str, filename: str,
                    caption: str = "") -> SentMessage:
-        """Keep a sent file as a message with media (the caption, or the file's name, as its text)."""
+        """Keep a sent file as a message with media; its file stays in the demo's store for the history."""
         self._enter("send_media")
         self._working_line(line_id)
+        content = data if isinstance(data, (bytes, bytearray)) else data.read(DEMO_FILE_CAP + 1)
+        if len(content) > DEMO_FILE_CAP:
+            raise MediaTooLarge("the demo gateway keeps files up to 20 MB", line_id=line_id)
         now = unix_now()
         message_id = f"true_{chat_id}_{uuid.uuid4().hex[:20].upper()}"
+        url = "demo:" + message_id
         with self._lock:
+            self.files[url] = (mimetype, filename, bytes(content))
             self.chats.setdefault((line_id, chat_id), []).append(
-                Message(id=message_id, from_me=True, text=caption or f"[{kind}] {filename}", timestamp=now,
-                        ack="SERVER", has_media=True))
+                Message(id=message_id, from_me=True, text=caption, timestamp=now, ack="SERVER", has_media=True,
+                        media=MediaInfo(mimetype, filename, url)))
         return SentMessage(id=message_id, timestamp=now, ack="SERVER")
 
+    def media_of(self, line_id: str, chat_id: str, message_id: str) -> MediaInfo:
+        self._enter("media_of")
+        for m in self.chats.get((line_id, chat_id), []):
+            if m.id == message_id and m.media is not None:
+                return m.media
+        raise GatewayNotFound("no such file in the demo chat", line_id=line_id)
+
     def download_media(self, line_id: str, url: str, sink, *, max_bytes: int) -> str:
-        """The demo's clients send no files: there is nothing to download."""
+        """Write a file of the demo's store (a demo message's, or one sent through the demo)."""
         self._enter("download_media")
-        raise GatewayNotFound("the demo gateway keeps no received files", line_id=line_id)
+        found = self.files.get(url)
+        if found is None:
+            raise GatewayNotFound("the demo gateway has no such file", line_id=line_id)
+        if len(found[2]) > max_bytes:
+            raise MediaTooLarge("demo file over the cap", line_id=line_id)
+        sink.write(found[2])
+        return found[0]
 
     def client_writes(self, line_id: str, chat_id: str, text: str) -> Message:
         """A client writes to the line (the demo's «Написать от клиента»): the message is in the chat now."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import BinaryIO
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +38,7 @@ class OutgoingFile:
     """A file to send instead of a text: the row's text only describes it."""
 
     kind: str  # base.IMAGE | VOICE | VIDEO | DOCUMENT
-    data: bytes
+    data: bytes | BinaryIO  # a file is read from where it stands, to its end
     mimetype: str
     filename: str
     caption: str = ""

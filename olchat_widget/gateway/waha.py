@@ -8,7 +8,10 @@ Every WAHA answer that is not a success becomes one of the typed errors of
 from __future__ import annotations
 
 import base64
+import io
+import json as jsonlib
 import re
+import uuid
 from typing import Any, BinaryIO, Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
@@ -18,7 +21,7 @@ from urllib3.exceptions import NewConnectionError
 
 from .base import (DOCUMENT, FAILED, IMAGE, SCAN_QR_CODE, STARTING, STOPPED, VIDEO, VOICE, WORKING, ChatRef,
                    GatewayError, GatewayNotFound, GatewayRateLimited, GatewayTimeout, GatewayUnauthorized,
-                   GatewayUnavailable, HistoryPage, Line, LineNotConnected, MediaRefused, MediaTooLarge, Message, Presence,
+                   GatewayUnavailable, HistoryPage, Line, LineNotConnected, MediaInfo, MediaRefused, MediaTooLarge, Message, Presence,
                    SentMessage)
 from .egress import EgressPolicy, OutboundAddressRefused, guarded_session, parse_base_url
 
@@ -189,28 +192,46 @@ class WahaGateway:
 
     # ------------------------------------------------------------ media (the Open Lines bridge)
 
-    def send_media(self, line_id: str, chat_id: str, kind: str, *, data: bytes, mimetype: str, filename: str,
-                   caption: str = "") -> SentMessage:
+    def send_media(self, line_id: str, chat_id: str, kind: str, *, data: bytes | BinaryIO, mimetype: str,
+                   filename: str, caption: str = "") -> SentMessage:
         """Send a file through sendImage / sendVoice / sendVideo / sendFile, the bytes inline (base64).
 
         The file goes inline rather than as a URL for WAHA to fetch: the operator's
-        link is short-lived and needs no WAHA → Bitrix24 route. The media endpoints
-        take no pre-generated id (see the contract), so the outbox never resends a
-        file whose outcome is unknown.
+        link is short-lived and needs no WAHA → our app route. ``data`` may be a
+        file: its base64 is encoded while the request body is written
+        (:class:`InlineFileBody`), so a 100 MB document is never a 133 MB string
+        in the worker. The media endpoints take no pre-generated id (see the
+        contract), so the outbox never resends a file whose outcome is unknown.
         """
         self._own(line_id)
         if kind not in _MEDIA_ENDPOINTS:
             raise GatewayError(f"unknown media kind {kind!r}", line_id=line_id)
-        file = {"mimetype": mimetype or "application/octet-stream", "filename": filename or "file",
-                "data": base64.b64encode(data).decode("ascii")}
+        source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+        file = {"mimetype": mimetype or "application/octet-stream", "filename": filename or "file"}
         body: dict[str, Any] = {"session": line_id, "chatId": chat_id, "file": file}
         if kind in (VOICE, VIDEO):
             body["convert"] = True  # WhatsApp plays only OGG/Opus voice and H.264 video: WAHA converts
         if caption and kind != VOICE:  # a voice message has no caption
             body["caption"] = caption
         endpoint = _MEDIA_ENDPOINTS[kind]
-        answer = self._call("POST", f"/api/{endpoint}", op=endpoint, line_id=line_id, json=body, sending=True)
+        answer = self._call("POST", f"/api/{endpoint}", op=endpoint, line_id=line_id,
+                            data=InlineFileBody(body, source), sending=True)
         return SentMessage(id=_sent_id(answer) if isinstance(answer, dict) else "", ack=None)
+
+    def media_of(self, line_id: str, chat_id: str, message_id: str) -> MediaInfo:
+        """Ask WAHA for one message with its media downloaded: the file's type, name and a fresh URL.
+
+        The history is read without media (downloadMedia=false, fast); a file
+        is described only when someone looks at it, and its URL (WAHA deletes
+        files after WHATSAPP_FILES_LIFETIME) is fresh each time.
+        """
+        self._own(line_id)
+        data = self._call("GET", self._path(line_id, "chats", chat_id, "messages", message_id), op="message",
+                          line_id=line_id, params={"downloadMedia": "true"})
+        media = _media(data) if isinstance(data, dict) else None
+        if media is None or not media.url:
+            raise GatewayNotFound("WAHA message: no media to download", line_id=line_id)
+        return media
 
     def download_media(self, line_id: str, url: str, sink: BinaryIO, *, max_bytes: int) -> str:
         """Stream a received file (``media.url``) into ``sink``, at most ``max_bytes``; return its MIME type.
@@ -311,15 +332,18 @@ class WahaGateway:
         return "/api/" + "/".join(quote(str(p), safe="") for p in parts)
 
     def _call(self, method: str, path: str, *, op: str, line_id: str | None = None, params: dict | None = None,
-              json: Any = None, sending: bool = False, missing_ok: bool = False) -> Any:
+              json: Any = None, data: Any = None, sending: bool = False, missing_ok: bool = False) -> Any:
         """Make one request and return its JSON, or raise the typed error for its failure."""
         if self._refusal is not None:
             raise OutboundAddressRefused(str(self._refusal), kind=self._refusal.kind)
         headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         if self._api_key:
             headers["X-Api-Key"] = self._api_key
         try:
-            resp = self._http.request(method, self.base_url + path, params=params, json=json, headers=headers,
+            resp = self._http.request(method, self.base_url + path, params=params, json=json, data=data,
+                                      headers=headers,
                                       timeout=self.timeout, allow_redirects=False)
         except requests.Timeout as exc:
             raise GatewayTimeout(f"WAHA {op}: no answer in time", line_id=line_id) from exc
@@ -426,10 +450,81 @@ def _message(item: dict) -> Message:
     from_me = item.get("fromMe") is True
     stamp = item.get("timestamp")
     body = item.get("body")
+    has_media = item.get("hasMedia") is True
     return Message(id=str(item.get("id") or ""), from_me=from_me, text=body if isinstance(body, str) else "",
                    timestamp=int(stamp) if isinstance(stamp, (int, float)) else 0,
                    # Delivery state only means something for what we sent.
-                   ack=_ack(item) if from_me else None, has_media=item.get("hasMedia") is True)
+                   ack=_ack(item) if from_me else None, has_media=has_media,
+                   media=_media(item) if has_media else None)
+
+
+def _media(item: dict) -> MediaInfo | None:
+    """Read ``media {url, mimetype, filename}`` of a WAHA message; None when WAHA did not describe the file."""
+    media = item.get("media")
+    if not isinstance(media, dict):
+        return None
+    mimetype, filename, url = media.get("mimetype"), media.get("filename"), media.get("url") or item.get("mediaUrl")
+    if not isinstance(mimetype, str) or not mimetype:
+        return None
+    return MediaInfo(mimetype=mimetype.split(";")[0].strip().lower()[:128],
+                     filename=filename[:200] if isinstance(filename, str) else "",
+                     url=url[:2000] if isinstance(url, str) else "")
+
+
+class InlineFileBody:
+    """A WAHA send's JSON body with the file's base64 ``data`` encoded while it is read.
+
+    requests sends any object with ``read`` and ``__len__`` as a body of that
+    Content-Length, reading it block by block: the worker holds one block of
+    the file (and its base64) at a time, never the whole file or its text.
+    """
+
+    # A multiple of 3: the base64 of consecutive blocks joins into the base64 of the whole.
+    BLOCK = 3 * 64 * 1024
+
+    def __init__(self, body: dict, source: BinaryIO):
+        marker = uuid.uuid4().hex  # stands for the data in the JSON text, split out again below
+        payload = dict(body, file=dict(body["file"], data=marker))
+        head, tail = jsonlib.dumps(payload, ensure_ascii=False).encode("utf-8").split(marker.encode(), 1)
+        start = source.tell()
+        size = source.seek(0, io.SEEK_END) - start
+        source.seek(start)
+        self._parts = [head, tail]
+        self._source = source
+        self._length = len(head) + 4 * ((size + 2) // 3) + len(tail)
+        self._buffer, self._pos = memoryview(b""), 0
+        self._stage = 0  # 0: head, 1: file, 2: tail, 3: done
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._length if size is None or size < 0 else size
+        if self._pos >= len(self._buffer):
+            self._buffer, self._pos = self._next(), 0
+        out = self._buffer[self._pos:self._pos + want]
+        self._pos += len(out)
+        return bytes(out)
+
+    def _next(self) -> memoryview:
+        """The next piece of the body: the JSON head, base64 blocks of the file, the JSON tail, then nothing."""
+        if self._stage == 0:
+            self._stage = 1
+            return memoryview(self._parts[0])
+        if self._stage == 1:
+            block = self._source.read(self.BLOCK)
+            while block and len(block) < self.BLOCK:  # a short read is not the end unless nothing more comes
+                more = self._source.read(self.BLOCK - len(block))
+                if not more:
+                    break
+                block += more
+            if block:
+                return memoryview(base64.b64encode(block))
+            self._stage = 2
+        if self._stage == 2:
+            self._stage = 3
+            return memoryview(self._parts[1])
+        return memoryview(b"")
 
 
 def _sent_id(answer: dict) -> str:

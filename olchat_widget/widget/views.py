@@ -569,12 +569,12 @@ def history():
     page_ = with_stored_acks(g.portal.id, line.id, chat_id, page_)  # acks WAHA's history lacks (message.ack)
     if offset:
         return fragment("widget/_history_page.html", entity_type=entity_type, entity_id=entity_id, row=row,
-                        line=line, page=page_, next_offset=offset + len(page_.messages))
+                        line=line, page=page_, next_offset=offset + len(page_.messages), chat_id=chat_id)
     newest = page_.messages[-1] if page_.messages else None
     watch = {"after": newest.id if newest else "", "at": (newest.timestamp or 0) if newest else 0,
              "seen": live.seen_now(g.portal.id, line.id, chat_id)}
     return fragment("widget/_history.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
-                    page=page_, next_offset=len(page_.messages), watch=watch)
+                    page=page_, next_offset=len(page_.messages), watch=watch, chat_id=chat_id)
 
 
 @bp.get("/widget/history/news")
@@ -597,7 +597,7 @@ def history_news():
         return "", 204
     watch = {"after": found.newest, "at": found.newest_at, "seen": found.seen}
     return fragment("widget/_history_news.html", entity_type=entity_type, entity_id=entity_id, row=row, line=line,
-                    page=found, watch=watch)
+                    page=found, watch=watch, chat_id=chat_id)
 
 
 # ---------------------------------------------------------------- app view (F12)

@@ -18,6 +18,7 @@ or ``POST /api/sessions``; ``post_event``, ``client_writes``, ``phone_writes``, 
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -214,6 +215,8 @@ class FakeWaha:
         self.webhook_timeout = 5.0
         self.webhook_log: list[dict] = []          # every webhook POST made
         self._files: dict[tuple[str, str], tuple[str, bytes, float]] = {}
+        # Every file's content, also after its lifetime: downloadMedia=true fetches it again from "WhatsApp".
+        self._contents: dict[tuple[str, str], tuple[str, bytes]] = {}
         self._tls = threading.local()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -410,7 +413,7 @@ class FakeWaha:
             msgs = [m for m in msgs if m["fromMe"] == want]
         if query.get("sortOrder", ["desc"])[0] != "asc":
             msgs.reverse()  # WAHA's default: newest first
-        return 200, msgs[offset:offset + limit]
+        return 200, [self._with_media(name, m, query) for m in msgs[offset:offset + limit]]
 
     def _message(self, args: dict, query: dict, body: bytes) -> tuple[int, Any]:
         name = args["session"]
@@ -418,9 +421,9 @@ class FakeWaha:
         if refused:
             return refused
         with self._lock:
-            for m in self.chats.get((name, args["chatId"]), []):
-                if m["id"] == args["messageId"]:
-                    return 200, m
+            found = next((m for m in self.chats.get((name, args["chatId"]), []) if m["id"] == args["messageId"]), None)
+        if found is not None:
+            return 200, self._with_media(name, found, query)
         return 404, {"statusCode": 404, "message": "Message not found", "error": "Not Found"}
 
     def _new_message_id(self, args: dict, query: dict, body: bytes) -> tuple[int, Any]:
@@ -599,10 +602,28 @@ class FakeWaha:
         ext = (filename.rsplit(".", 1)[-1] if filename and "." in filename
                else (mimetypes.guess_extension(mimetype.split(";")[0]) or ".bin").lstrip("."))
         stored = f"{mid}.{ext}"
+        content = bytes(media.get("content", b""))
         with self._lock:
-            self._files[(session, stored)] = (mimetype, bytes(media.get("content", b"")), self.now())
+            self._files[(session, stored)] = (mimetype, content, self.now())
+            self._contents[(session, stored)] = (mimetype, content)
         return {"url": f"{self.url}/api/files/{session}/{stored}", "mimetype": mimetype, "filename": filename,
                 "error": None}
+
+    def _with_media(self, session: str, msg: dict, query: dict) -> dict:
+        """A message as WAHA answers it: without ``media`` for downloadMedia=false, else with the file
+        downloaded again (a fresh lifetime) when it has one."""
+        if not msg.get("hasMedia"):
+            return msg
+        if query.get("downloadMedia", ["true"])[0] == "false":
+            return dict({k: v for k, v in msg.items() if k != "media"}, mediaUrl="")
+        media = msg.get("media") or {}
+        stored = (media.get("url") or "").rsplit("/", 1)[-1]
+        with self._lock:
+            kept = self._contents.get((session, stored))
+            if kept is not None:
+                self._files[(session, stored)] = (kept[0], kept[1], self.now())
+        # The contract types filename and error as string and object: WAHA leaves out what it lacks.
+        return dict(msg, media={k: v for k, v in media.items() if v is not None})
 
     def _written(self, session: str, phone_digits: str, text: str, media: dict | None, *, from_me: bool,
                  msg_id: str | None) -> dict:
@@ -611,7 +632,6 @@ class FakeWaha:
         msg = wa_message(mid=mid, chat_id=chat_id, me_id=self._me(session) if session in self.sessions else "",
                          from_me=from_me, body=text, timestamp=int(self.now()), ack=1 if from_me else 3)
         msg["source"] = "app"
-        msg["replyTo"] = None
         if media is not None:
             msg["hasMedia"] = True
             msg["media"] = self._store_file(session, mid, media)
@@ -717,6 +737,11 @@ class FakeWaha:
             msg["media"] = {"url": f.get("url") or "", "mimetype": f.get("mimetype") or "",
                             "filename": f.get("filename"), "error": None}
             chat.append(msg)
+        if f.get("data"):
+            # WAHA keeps what it sent in its file store too: the chat's history shows it back.
+            msg["media"] = self._store_file(name, mid, {"content": base64.b64decode(f["data"]),
+                                                        "mimetype": f.get("mimetype"), "filename": f.get("filename")})
+            msg["mediaUrl"] = msg["media"]["url"]
         self._echo(name, msg)
         return 201, msg
 
