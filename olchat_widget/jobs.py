@@ -38,17 +38,21 @@ class QueueFileHuey(SqliteHuey):
 
 
 def make_huey(app):
-    """The huey instance this app's config asks for."""
+    """The huey instance this app's config asks for.
+
+    ``results=False``: nothing reads a task's return value, and storing it cost
+    every task a write to the queue's file, beside the webhooks queueing theirs.
+    """
     cfg = app.config
     name = "olchat"
     if cfg["OLCHAT_JOBS_IMMEDIATE"]:
         # Tests and single-process demos: a task runs at once, in the caller's thread.
-        return MemoryHuey(name, immediate=True)
+        return MemoryHuey(name, immediate=True, results=False)
     if cfg["OLCHAT_REDIS_URL"]:
-        return RedisHuey(name, url=cfg["OLCHAT_REDIS_URL"])
+        return RedisHuey(name, url=cfg["OLCHAT_REDIS_URL"], results=False)
     path = cfg["OLCHAT_JOBS_PATH"] or str(Path(app.instance_path) / "jobs.sqlite3")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return QueueFileHuey(name, filename=path)
+    return QueueFileHuey(name, filename=path, results=False)
 
 
 def init_jobs(app) -> None:

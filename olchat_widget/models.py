@@ -377,6 +377,22 @@ class LineState(db.Model):
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ChatDelivery(db.Model):
+    """Whether a delivery job for a client's chat is queued and not started yet (bridge/inbound.py).
+
+    A webhook queues a job only when none is waiting: under a burst one job takes a
+    chat's messages in batches instead of one job per message. A job clears the
+    flag before it looks for messages, so a message stored after that queues again.
+    """
+
+    __table_args__ = (UniqueConstraint("portal_id", "line_id", "client"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portal.id", ondelete="CASCADE"))
+    line_id: Mapped[str] = mapped_column(String(128))
+    client: Mapped[str] = mapped_column(String(32))
+    waiting: Mapped[bool] = mapped_column(default=False)
+
+
 class ChatActivity(db.Model):
     """A counter the WAHA webhook moves on every message of a chat: open histories poll it, not WhatsApp.
 

@@ -173,26 +173,7 @@ def test_the_rest_bucket_counts_concurrent_requests_on_postgres(database):
     assert concurrent_takes_are_all_counted(buckets(SqlStore(engine), clock), clock)
 
 
-def test_a_webhook_posted_twice_stores_the_message_once_and_moves_the_chat_once_on_postgres(database):
-    from olchat_widget.bridge import inbound
-    from olchat_widget.models import BridgeMessage, ChatActivity, OpenLineBinding, Portal
+def test_a_webhook_posted_twice_stores_the_message_once_and_queues_one_job_per_wave_on_postgres(database):
+    from tests.bridge.test_bridge_queueing import stores_once_and_queues_one_job_per_wave
 
-    app = pg_app(database, OLCHAT_JOBS_IMMEDIATE=True)
-
-    def envelope(message_id):
-        return {"event": "message.any", "session": "sales",
-                "payload": {"id": message_id, "from": "79161234567@c.us", "fromMe": False, "body": "Здравствуйте"}}
-
-    with app.app_context():
-        portal = Portal(member_id="pg-member", domain="pg.bitrix24.ru", kind="bitrix", installed=True)
-        db.session.add(portal)
-        db.session.flush()
-        db.session.add(OpenLineBinding(portal_id=portal.id, line_id="sales", openline_id="3"))
-        db.session.commit()
-        portal_id = portal.id
-        first = inbound.accept(envelope("false_79161234567@c.us_A1"), [portal_id])
-        again = inbound.accept(envelope("false_79161234567@c.us_A1"), [portal_id])  # WAHA's retry
-        other = inbound.accept(envelope("false_79161234567@c.us_A2"), [portal_id])
-        assert (first, again, other) == ([(portal_id, "sales", "79161234567")], [], [(portal_id, "sales", "79161234567")])
-        assert db.session.scalar(db.select(db.func.count()).select_from(BridgeMessage)) == 2
-        assert db.session.scalar(db.select(ChatActivity.seq).filter_by(portal_id=portal_id, client="79161234567")) == 2
+    stores_once_and_queues_one_job_per_wave(pg_app(database, OLCHAT_JOBS_IMMEDIATE=True))

@@ -18,7 +18,8 @@ from sqlalchemy import delete
 from ..crypto import secrets_box
 from ..jobs import IN_WORKER
 from ..auth import PortalRef
-from ..models import (MessageTemplate, TemplateUse, TimelineRecord, RestBucket, BridgeMessage, ChatActivity, CachedCard, CardAccess, Chat, OpenLineBinding, WebhookKey, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal,
+from ..models import (MessageTemplate, TemplateUse, TimelineRecord, RestBucket, BridgeMessage, ChatActivity, ChatDelivery,
+                      CachedCard, CardAccess, Chat, OpenLineBinding, WebhookKey, CheckClaim, GatewayServer, LineDay, NumberCheck, OutgoingMessage, Portal,
                       PortalLine, Settings, TokenVerdict, UserPreference, db, get_or_create, utcnow)
 from .client import (B24Client, B24Error, B24Overload, B24QueryLimit, B24Unavailable, domain_of_endpoint,
                      refresh_tokens)
@@ -30,7 +31,7 @@ CARD_PLACEMENTS = ("CRM_LEAD_DETAIL_ACTIVITY", "CRM_DEAL_DETAIL_ACTIVITY", "CRM_
                    "CRM_COMPANY_DETAIL_ACTIVITY")
 
 # Tables that hold a portal's data; all of it goes when the portal uninstalls.
-PORTAL_TABLES = (TimelineRecord, TemplateUse, MessageTemplate, RestBucket, BridgeMessage, ChatActivity, OpenLineBinding, WebhookKey, OutgoingMessage, Chat, NumberCheck, CheckClaim, LineDay, UserPreference, PortalLine,
+PORTAL_TABLES = (TimelineRecord, TemplateUse, MessageTemplate, RestBucket, BridgeMessage, ChatActivity, ChatDelivery, OpenLineBinding, WebhookKey, OutgoingMessage, Chat, NumberCheck, CheckClaim, LineDay, UserPreference, PortalLine,
                  GatewayServer, Settings, CachedCard, CardAccess, TokenVerdict)
 
 

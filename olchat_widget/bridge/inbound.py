@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import bindparam, update
 from huey.exceptions import RetryTask
 
-from ..models import BridgeMessage, OpenLineBinding, Portal, db, insert_or_not, utcnow
+from ..models import BridgeMessage, ChatDelivery, OpenLineBinding, Portal, db, insert_or_not, utcnow
 from . import media
 from .ids import clean_name, client_id
 
@@ -37,7 +37,8 @@ def signature_ok(raw: bytes, key: str, signature: str | None) -> bool:
 
 
 def accept(envelope: dict, portal_ids: list[int]) -> list[tuple[int, str, str]]:
-    """Store the client's message of a webhook for each bound Open Line; return the chats to deliver."""
+    """Store the client's message of a webhook for each bound Open Line; return the chats whose delivery
+    must be queued (a new message, and no job of the chat waiting yet)."""
     if envelope.get("event") not in MESSAGE_EVENTS:
         return []
     payload = envelope.get("payload")
@@ -73,12 +74,13 @@ def accept(envelope: dict, portal_ids: list[int]) -> list[tuple[int, str, str]]:
 
 
 def _store(portal_id: int, message_id: str, line_id: str, openline_id: str, client: str, part: dict) -> bool:
-    """Store one client message once; return whether it is new.
+    """Store one client message once; return whether a delivery job must be queued for its chat.
 
-    Two statements and a commit, everything prepared before: SQLite has one
-    writer at a time, and a webhook must answer fast under a burst. A message
-    WAHA posted before (a retry, a duplicate) is not inserted again. The open
-    histories' counter of the chat moves in the same commit.
+    Prepared statements and one commit: SQLite has one writer at a time, and a
+    webhook must answer fast under a burst. A message WAHA posted before (a
+    retry, a duplicate) is not inserted again. The open histories' counter of
+    the chat moves in the same commit, and the chat is marked as waiting for a
+    job unless it is already: then the job that waits takes this message too.
     """
     from ..widget import live
 
@@ -86,10 +88,13 @@ def _store(portal_id: int, message_id: str, line_id: str, openline_id: str, clie
     new = db.session.connection().execute(_new_message(db.session.get_bind().dialect.name), {
         "row_portal": portal_id, "row_source": message_id[:255], "row_line": line_id, "row_openline": openline_id,
         "row_client": client, "row_payload": json.dumps(part, ensure_ascii=False), "row_at": now}).first() is not None
+    to_queue = False
     if new:
         live.bump(portal_id, line_id, client)
+        to_queue = db.session.connection().execute(_mark_waiting(db.session.get_bind().dialect.name), {
+            "wait_portal": portal_id, "wait_line": line_id, "wait_client": client}).first() is not None
     db.session.commit()
-    return bool(new)
+    return to_queue
 
 
 @functools.lru_cache(maxsize=None)
@@ -103,6 +108,24 @@ def _new_message(_dialect: str):
         BridgeMessage.id)  # a row back: stored now (rowcount says -1 on some drivers when RETURNING is implicit)
 
 
+@functools.lru_cache(maxsize=None)
+def _mark_waiting(_dialect: str):
+    # A row back only when this call set the mark (new chat, or no job waiting): then it queues one.
+    return insert_or_not(ChatDelivery).values(
+        portal_id=bindparam("wait_portal"), line_id=bindparam("wait_line"), client=bindparam("wait_client"),
+        waiting=True).on_conflict_do_update(
+        index_elements=["portal_id", "line_id", "client"], set_={"waiting": True},
+        where=ChatDelivery.waiting.is_(False)).returning(ChatDelivery.id)
+
+
+def _started(portal_id: int, line_id: str, client: str) -> None:
+    """The chat's waiting job runs now: a message stored from here on queues another (its claim may miss it)."""
+    db.session.execute(update(ChatDelivery).where(
+        ChatDelivery.portal_id == portal_id, ChatDelivery.line_id == line_id, ChatDelivery.client == client,
+        ChatDelivery.waiting.is_(True)).values(waiting=False))
+    db.session.commit()
+
+
 def deliver_chat(portal_id: int, line_id: str, client: str) -> int:
     """Send the chat's queued messages to its Open Line, oldest first, a batch per request; return how many went.
 
@@ -110,6 +133,7 @@ def deliver_chat(portal_id: int, line_id: str, client: str) -> int:
     so a job that finds the chat held simply leaves its message to the holder
     (its row was stored before it was queued, so the holder's next look sees it).
     """
+    _started(portal_id, line_id, client)
     delivered = 0
     for _ in range(ROUNDS):
         rows = _claim(portal_id, line_id, client)
