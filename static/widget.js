@@ -314,11 +314,15 @@
     var button = evt.target.closest ? evt.target.closest("[data-action]") : null;
     if (!button) { return; }
     var action = button.getAttribute("data-action");
+    // A row's buttons name only what differs from their row (phone) and the frame (card): fewer bytes per row.
+    var li = button.closest("li.phone");
     var detail = {
-      line: button.getAttribute("data-for-line"), phone: button.getAttribute("data-for-phone"),
-      entity_type: button.getAttribute("data-entity-type"), entity_id: button.getAttribute("data-entity-id"),
+      line: button.getAttribute("data-for-line"), phone: phoneOf(button),
+      entity_type: button.getAttribute("data-entity-type") || body.getAttribute("data-entity-type"),
+      entity_id: button.getAttribute("data-entity-id") || body.getAttribute("data-entity-id"),
       b24Chat: button.getAttribute("data-b24-chat")
     };
+    if (detail.line === null && li) { detail.line = li.getAttribute("data-for-line"); }
     if (action === "open-chat") { Bridge.openChat(detail); }
     else if (action === "open-app") { Bridge.openApp(detail); }
     else if (action === "close-panel") {

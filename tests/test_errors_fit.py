@@ -72,4 +72,6 @@ def test_a_line_needing_a_qr_code_offers_no_history_and_says_why(app, widget):
     row = parse(widget.get("/widget/phone", phone=ANNA, **DEAL).data)
     history = row.find("button", data_action="history")
     assert "disabled" in history.attrs
-    assert history.get("title") == "линия не подключена — история чата недоступна"
+    # An icon button: its tooltip names the action, then why it is off; its name stays the action's.
+    assert history.get("title") == "Открыть историю чата: линия не подключена — история чата недоступна"
+    assert history.get("aria-label") == "Открыть историю чата"

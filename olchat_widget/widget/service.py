@@ -109,6 +109,8 @@ class PhoneRow:
     owners: list[Owner]
     info: PhoneInfo | None
     time: ClientTime | None
+    # The row before has the same owners: the widget writes them once (screen readers still hear them).
+    same_owner: bool = False
 
 
 @dataclass
@@ -231,8 +233,9 @@ def phone_list(portal, settings: SettingsView, card: Card, fetched_at: datetime,
         cache.set(key, described)
     rows, invalid, total = described
     thresholds = thresholds_of(settings)
-    timed = [PhoneRow(r.e164, r.extension, r.owners, r.info, client_time(r.info.zones, now, thresholds))
-             for r in rows]
+    timed = [PhoneRow(r.e164, r.extension, r.owners, r.info, client_time(r.info.zones, now, thresholds),
+                      same_owner=i > 0 and rows[i - 1].owners == r.owners)
+             for i, r in enumerate(rows)]
     return PhoneList(card, timed, invalid, total, fetched_at)
 
 

@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from .. import clock
 from ..auth import widget_required
+from ..compression import compressed
 from ..bridge import mirror
 from ..crm.base import CrmError
 from ..errors import crm_reason, error_response, gateway_reason
@@ -65,6 +66,7 @@ def shell():
 
 
 @bp.get("/widget/start")
+@compressed  # no secret in this answer: see compression.py
 @widget_required
 def start():
     """Show «Отобразить виджет», or the whole widget where the portal always shows it (F13) or where
@@ -83,6 +85,7 @@ def start():
 
 
 @bp.get("/widget/body")
+@compressed  # no secret in this answer: see compression.py
 @widget_required
 def body():
     entity_type, entity_id = card_args()
@@ -90,6 +93,7 @@ def body():
 
 
 @bp.post("/widget/refresh")
+@compressed  # no secret in this answer: see compression.py
 @widget_required
 def refresh():
     """«Обновить данные виджета»: reload the card and the lines now; re-check only numbers whose last
@@ -138,6 +142,7 @@ def _under_header(error, entity_type: int, entity_id: int, placement_mode: str):
 
 
 @bp.get("/widget/lines")
+@compressed  # no secret in this answer: see compression.py
 @widget_required
 def lines():
     entity_type, entity_id = card_args()
@@ -147,6 +152,7 @@ def lines():
 
 
 @bp.post("/widget/lines")
+@compressed  # no secret in this answer: see compression.py
 @widget_required
 def choose_line():
     """Remember the user's line and tell the phones block to follow it."""
@@ -169,6 +175,7 @@ def choose_line():
 
 
 @bp.get("/widget/phones")
+@compressed  # no secret in this answer: see compression.py
 @widget_required
 def phones():
     """The card's phones at once; statuses nobody knows yet load row by row."""
@@ -252,6 +259,7 @@ def _known_chat(line_id: str, phone: str, chat_id: str):
 
 
 @bp.get("/widget/phone")
+@compressed  # no secret in this answer: see compression.py
 @widget_required
 def phone_row():
     """One phone row with its WhatsApp status, checked through the guard if nobody knows it yet."""
@@ -317,6 +325,7 @@ def _no_whatsapp():
 
 
 @bp.post("/widget/chat")
+@compressed  # no secret in this answer: see compression.py
 @widget_required
 def create_chat():
     """«Создать чат»: start the chat on the chosen line and open it."""

@@ -145,8 +145,11 @@ class Driver:
         status = answer.status_code
         if status >= 500:
             body = answer.get_data()
-            # The only 5xx: Bitrix24's OAuth server is (here: made) unreachable, and the answer says so.
-            upstream = (status == 503 and answer.is_json and answer.json.get("error") == "unavailable")
+            # The only 5xx: Bitrix24's OAuth server is (here: made) unreachable, and the answer says so —
+            # in JSON, or on the install page (a frame page, HTML) as its «unavailable» error block.
+            upstream = status == 503 and (
+                (answer.is_json and answer.json.get("error") == "unavailable")
+                or (route[0] == "b24.install" and b'data-error="unavailable"' in body))
             assert upstream, f"{route} answered {status}: {body[:300]!r}"
 
 

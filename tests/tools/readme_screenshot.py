@@ -4,7 +4,7 @@
 
 It serves the app on its demo portal (a fresh database, noon in Moscow), opens the
 widget page as the card frame does, presses «Отобразить виджет», waits until every
-row knows its status, and saves a screenshot of the whole widget.
+row knows its status, and saves a screenshot of the whole widget (a low viewport: the page is as tall as the widget).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def main() -> int:
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-                page = browser.new_page(viewport={"width": 600, "height": 700}, locale="ru-RU")
+                page = browser.new_page(viewport={"width": 600, "height": 200}, locale="ru-RU")
                 expect.set_options(timeout=10_000)
                 page.goto(f"{server.url}/widget?{DEAL}")
                 show_widget(page)
