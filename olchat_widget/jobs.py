@@ -80,6 +80,7 @@ def init_jobs(app) -> None:
         "deliver_mirror": mirror.deliver,             # widget sends and the phone's own into the Open Lines chat
         "report_delivered": statuses.report_delivered,  # WhatsApp's ack told to Bitrix24, once
         "report_failed": statuses.report_failed,
+        "update_timeline": timeline.update_delivery,  # its delivered / not delivered, once
         "post_timeline": timeline.post,               # «Создавать дело»: a sent message in its card's timeline, once
     }
     # A failing job waits twice as long each time (delay, 2×, 4× ...): a portal or WAHA that is down

@@ -481,6 +481,9 @@ class TimelineRecord(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     # An attempt may have reached Bitrix24 without us hearing the answer: look before posting again.
     maybe_posted: Mapped[bool] = mapped_column(default=False)
+    # WhatsApp's final word on the message (delivered | failed), and what the posted comment says of it.
+    delivery: Mapped[str | None] = mapped_column(String(16))
+    delivery_shown: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

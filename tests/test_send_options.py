@@ -244,3 +244,47 @@ def test_uninstall_deletes_the_portals_templates_and_records(portal_app, fake, w
         assert db.session.scalar(db.select(Portal).filter_by(member_id=fake.member_id)) is None
         for model in (MessageTemplate, TemplateUse, TimelineRecord):
             assert db.session.scalar(db.select(db.func.count(model.id))) == 0
+
+
+def ack(app, message_id: str, value: int):
+    """WAHA's message.ack for our send, as the deployment's WAHA posts it."""
+    answer = app.test_client().post("/waha/webhook", json={
+        "event": "message.ack", "session": "sales", "payload": {"id": message_id, "fromMe": True, "ack": value}})
+    assert answer.status_code == 200
+
+
+def test_the_record_says_once_whether_whatsapp_delivered_the_message(portal_app, fake, waha):
+    from olchat_widget.models import OutgoingMessage
+
+    operator_sends(portal_app, fake, "Счёт №5 отправлен на почту")
+    operator_sends(portal_app, fake, "Второе сообщение")
+    with portal_app.app_context():
+        first, second = db.session.scalars(db.select(OutgoingMessage.message_id).order_by(OutgoingMessage.id)).all()
+    ack(portal_app, first, 1)  # on WhatsApp's server: nothing to say yet
+    assert [c.get("UPDATES", 0) for c in fake.timeline] == [0, 0]
+    ack(portal_app, first, 2)  # on the client's phone
+    ack(portal_app, first, 3)  # read: the record already says delivered, no second request
+    ack(portal_app, first, 2)  # WAHA posts twice
+    ack(portal_app, second, -1)  # ERROR
+    one, two = fake.timeline
+    assert one["COMMENT"].endswith("Текст:\nСчёт №5 отправлен на почту\nСтатус: доставлено клиенту")
+    assert two["COMMENT"].endswith("Текст:\nВторое сообщение\nСтатус: не доставлено")
+    assert [c["UPDATES"] for c in fake.timeline] == [1, 1]
+    assert fake.log.count("crm.timeline.comment.update") == 2
+
+
+def test_a_delivery_state_bitrix24_refused_for_now_is_written_by_the_sweep(portal_app, fake, waha):
+    from olchat_widget.models import OutgoingMessage
+
+    operator_sends(portal_app, fake, "Дойдёт позже")
+    fake.fail_method("crm.timeline.comment.update", "INTERNAL_SERVER_ERROR", "Internal error", 500, count=1)
+    with portal_app.app_context():
+        message_id = db.session.scalar(db.select(OutgoingMessage.message_id))
+    ack(portal_app, message_id, 2)
+    [comment] = fake.timeline
+    assert "Статус" not in comment["COMMENT"]  # Bitrix24 refused; the ack's answer was a 200 all the same
+    with portal_app.app_context():
+        portal_app.extensions["olchat_clock"].advance(120)
+        assert timeline.sweep() == 1
+        assert timeline.sweep() == 0
+    assert comment["COMMENT"].endswith("\nСтатус: доставлено клиенту") and comment["UPDATES"] == 1

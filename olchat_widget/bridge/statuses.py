@@ -59,13 +59,18 @@ def accept_ack(envelope: dict, portal_ids: list[int]) -> int:
     rows = db.session.execute(db.select(OutgoingMessage.id, OutgoingMessage.portal_id).where(
         OutgoingMessage.portal_id.in_(portal_ids), OutgoingMessage.line_id == session,
         OutgoingMessage.message_id.in_(ids))).all()
-    moved = 0
+    from ..widget import timeline
+
+    moved, records = 0, []
     for row_id, portal_id in rows:
         crossed = raise_ack(row_id, ack)
         moved += crossed is not None
         if crossed in ("delivered", "failed"):
             _operator_message_reached(portal_id, session, ids, crossed)
+            records.append(timeline.note_delivery(row_id, crossed))  # «Создавать дело»: the card's record says it
     db.session.commit()
+    for record in filter(None, records):
+        timeline.queue_update(record)
     return moved
 
 

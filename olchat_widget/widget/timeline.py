@@ -16,10 +16,12 @@ after its last retry. An attempt that may have reached Bitrix24 without us
 hearing the answer (a timeout) is looked up before posting again, so each sent
 message has exactly one record.
 
-Delivery state is not written back: a comment has no state field, so each
-WhatsApp ack (sent, delivered, read) would be one more ``crm.timeline.comment.update``
-per message, spent from the portal's 2-requests-a-second bucket that card loads
-need, and would mark the comment as edited each time.
+Delivery state: a comment has no state field, so its text says it. Not every
+ack (sent, delivered, read) is written — each would be one more request from the
+portal's 2-requests-a-second bucket that card loads need — only WhatsApp's final
+word, once: delivered to the client's phone (ack DEVICE) or not delivered (ERROR),
+by ``crm.timeline.comment.update`` from a job. Lines whose acks we never hear (no
+webhook of ours) leave the comment as posted.
 """
 from __future__ import annotations
 
@@ -40,6 +42,10 @@ POSTED, QUEUED, FAILED = "posted", "queued", "failed"
 
 class Retry(Exception):
     """Bitrix24 did not take the record now: the job tries again later."""
+
+
+_DELIVERY_TEXT = {"ru": {"delivered": "Статус: доставлено клиенту", "failed": "Статус: не доставлено"},
+                  "en": {"delivered": "Status: delivered to the client", "failed": "Status: not delivered"}}
 
 
 def entity_type_name(entity_type_id: int) -> str:
@@ -88,6 +94,8 @@ def post(row_id: int) -> str:
         # The demo portal has no Bitrix24 behind it: the record is kept here, where the tests see it.
         row.status, row.b24_id = POSTED, f"demo-{row.id}"
         db.session.commit()
+        if row.delivery:
+            queue_update(row.id)
         return row.status
     client = app_client(portal)
     row.attempts += 1
@@ -114,7 +122,18 @@ def post(row_id: int) -> str:
         raise Retry(str(exc)) from exc
     row.status, row.b24_id, row.error = POSTED, str(b24_id)[:64] if b24_id is not None else None, None
     db.session.commit()
+    if row.delivery:
+        queue_update(row.id)  # WhatsApp answered before the comment was posted
     return row.status
+
+
+def queue_update(row_id: int) -> None:
+    from ..jobs import enqueue
+
+    try:
+        enqueue("update_timeline", row_id)
+    except Exception:  # noqa: BLE001 - refused queue or (immediate) Bitrix24 failure: the next ack or sweep
+        current_app.logger.warning("delivery state of timeline record %s not written now", row_id)
 
 
 def _already_posted(client, row: TimelineRecord, fields: dict) -> str | None:
@@ -128,6 +147,48 @@ def _already_posted(client, row: TimelineRecord, fields: dict) -> str | None:
     return None
 
 
+def note_delivery(message_row_id: int, outcome: str) -> int | None:
+    """The sent message reached its final state (delivered | failed): remember it on its record; return the
+    record to update in Bitrix24 (posted already), or None. The caller commits, then queues the update."""
+    row = db.session.scalar(db.select(TimelineRecord).filter_by(message_id=message_row_id))
+    if row is None or row.delivery == outcome:
+        return None
+    row.delivery = outcome
+    return row.id if row.status == POSTED else None  # not posted yet: the post job queues the update after
+
+
+def shown_comment(row: TimelineRecord) -> str:
+    """The comment's text with its delivery line (in the language the comment was written in)."""
+    lang = "en" if row.comment.startswith("WhatsApp message sent") else "ru"
+    return f"{row.comment}\n{_DELIVERY_TEXT[lang][row.delivery]}" if row.delivery in ("delivered", "failed") \
+        else row.comment
+
+
+def update_delivery(row_id: int) -> str:
+    """Write the record's delivery state into its posted comment, once per state (a job)."""
+    from ..b24.client import B24AccessDenied, B24Error, B24NotFound
+    from ..b24.portal import app_client
+
+    row = db.session.get(TimelineRecord, row_id)
+    if row is None or row.status != POSTED or not row.delivery or row.delivery == row.delivery_shown:
+        return "same"
+    portal = db.session.get(Portal, row.portal_id)
+    if portal is None:
+        return "gone"
+    state = row.delivery
+    if portal.kind != "demo" and row.b24_id and row.b24_id.isdigit():
+        try:
+            app_client(portal).call("crm.timeline.comment.update",
+                                    {"id": int(row.b24_id), "fields": {"COMMENT": shown_comment(row)}})
+        except (B24NotFound, B24AccessDenied):
+            pass  # the comment or the card is gone, or the app may no longer write it: nothing to correct
+        except B24Error as exc:
+            raise Retry(str(exc)) from exc  # the same text again next time: an update twice is harmless
+    row.delivery_shown = state
+    db.session.commit()
+    return state
+
+
 def sweep(older_than: timedelta = timedelta(seconds=60)) -> int:
     """Queue again records no job is taking care of (their job gave up after its retries, or was lost)."""
     from ..jobs import enqueue
@@ -139,7 +200,14 @@ def sweep(older_than: timedelta = timedelta(seconds=60)) -> int:
             enqueue("post_timeline", row_id)
         except Retry:
             pass  # immediate queue (tests, demo): the record stays queued for the next sweep
-    return len(ids)
+    # Posted records whose delivery state is not written yet (their update job gave up or was lost).
+    behind = db.session.scalars(db.select(TimelineRecord.id).where(
+        TimelineRecord.status == POSTED, TimelineRecord.delivery.is_not(None),
+        (TimelineRecord.delivery_shown.is_(None)) | (TimelineRecord.delivery_shown != TimelineRecord.delivery),
+        TimelineRecord.updated_at < utcnow() - older_than).limit(500)).all()
+    for row_id in behind:
+        queue_update(row_id)
+    return len(ids) + len(behind)
 
 
 def queue(row_id: int) -> None:

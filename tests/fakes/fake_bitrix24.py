@@ -1505,8 +1505,25 @@ def _crm_timeline_comment_list(fake: FakeBitrix24, user_id: int, params: dict):
     return page, extra
 
 
+def _crm_timeline_comment_update(fake: FakeBitrix24, user_id: int, params: dict):
+    """crm.timeline.comment.update(id, fields{COMMENT, FILES}): answers true. Lower-case ``fields`` only."""
+    fields = params.get("fields")
+    comment_id = _int_or_none(params.get("id"))
+    if not isinstance(fields, dict) or comment_id is None:
+        raise FakeError("ERROR_ARGUMENT", "Parameters 'id' and 'fields' are required", 400)
+    found = next((c for c in fake.timeline if c["ID"] == comment_id), None)
+    if found is None:
+        raise FakeError("NOT_FOUND", "Not found", 400)
+    _timeline_owner(fake, user_id, found)  # the caller must still see the card
+    if "COMMENT" in fields:
+        found["COMMENT"] = str(fields["COMMENT"])
+        found["UPDATES"] = found.get("UPDATES", 0) + 1
+    return True
+
+
 _METHODS: dict[str, Callable] = {
     "crm.timeline.comment.add": _crm_timeline_comment_add,
+    "crm.timeline.comment.update": _crm_timeline_comment_update,
     "crm.timeline.comment.list": _crm_timeline_comment_list,
     "crm.item.get": _crm_item_get,
     "crm.item.list": _crm_item_list,
