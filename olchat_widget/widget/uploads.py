@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -165,7 +164,10 @@ def move(portal_id: int, info: Held, new_key: str) -> Held:
 
 def sweep(folder: Path) -> None:
     """Delete files whose form never came back (closed after the red-zone question, a lost frame)."""
-    limit = time.time() - KEEP
+    # "Now" as the file system stamps files: a file's age is then right even where the process clock is
+    # not the file system's (a moved test clock made this delete a file being written by another request).
+    with tempfile.TemporaryFile(dir=folder, prefix=".now-") as probe:
+        limit = os.fstat(probe.fileno()).st_mtime - KEEP
     for entry in os.scandir(folder):
         try:
             if entry.stat().st_mtime < limit:
