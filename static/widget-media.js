@@ -48,13 +48,7 @@
   }
 
   function say(attach, text) {
-    var form = attach.closest("form.compose");
-    var note = form.querySelector(".notice") || document.createElement("p");
-    note.className = "notice notice-error";
-    note.setAttribute("role", "alert");
-    note.setAttribute("data-notice", "error");
-    note.textContent = text;
-    if (!note.parentNode) { form.querySelector(".compose-actions").before(note); }
+    window.OLChatBridge.formNotice(attach.closest("form.compose"), text);  // widget.js's, one look for all
   }
 
   function showChosen(attach, label) {

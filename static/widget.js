@@ -98,6 +98,8 @@
       Bridge.record("BX24.placement.call", ["setValue", value]);
     }
   };
+  // The send form's error line, for widget-media.js too (it loads first, and calls this only later, on events).
+  Bridge.formNotice = function (form, text) { showFormNotice(form, text); };
   window.OLChatBridge = Bridge;
 
   // ------------------------------------------------------------------ auth

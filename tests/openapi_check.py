@@ -9,6 +9,8 @@ documents instead, so no canned answer goes unchecked.
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -195,3 +197,17 @@ def check_all(exchanges: Iterable[Any]) -> dict[str, int]:
     if problems:
         raise AssertionError(f"{len(problems)} contract problem(s):\n\n" + "\n\n".join(problems))
     return tally
+
+
+@contextlib.contextmanager
+def checked_fake_waha(**kwargs):
+    """A fake WAHA whose every exchange is checked against the contract when the test is done.
+
+    Its file store (GET /api/files/...) is WAHA's static server, not part of the API contract.
+    """
+    from tests.fakes.fake_waha import FILE, FakeWaha
+
+    with FakeWaha(**kwargs) as fake:
+        yield fake
+        if spec_available():
+            check_all(ex for ex in fake.exchanges() if ex.endpoint != FILE)

@@ -18,7 +18,7 @@ from olchat_widget.models import OutgoingMessage, Portal, db
 from tests import openapi_check
 from tests.clock import LATE, NOON
 from tests.conftest import Widget, make_app
-from tests.fakes.fake_waha import FILE, MESSAGE, SEND_FILE, SEND_IMAGE, SEND_VIDEO, SEND_VOICE, FakeWaha
+from tests.fakes.fake_waha import MESSAGE, SEND_FILE, SEND_IMAGE, SEND_VIDEO, SEND_VOICE
 from tests.html import parse
 
 DEAL = {"entity_type": 2, "entity_id": 10}
@@ -31,10 +31,8 @@ WEBM = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm" +
 
 @pytest.fixture
 def waha():
-    with FakeWaha() as fake:
+    with openapi_check.checked_fake_waha() as fake:
         yield fake
-        if openapi_check.spec_available():
-            openapi_check.check_all(ex for ex in fake.exchanges() if ex.endpoint != FILE)
 
 
 @pytest.fixture

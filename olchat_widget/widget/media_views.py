@@ -25,10 +25,9 @@ from ..i18n import t
 from ..media import file_answer, link_box, remove_quietly
 from ..models import OutgoingMessage, Portal, db
 from ..runtime import gateway_for
-from ..web import card_args, fragment
+from ..web import fragment
 from . import service, uploads
-from .views import (MAX_TEXT, _posted_options, _publish, _publish_box, _record_in_timeline, _whatsapp_target,
-                    _with_name, text_length)
+from .views import MAX_TEXT, PostedForm, _publish, _record_in_timeline, _with_name, posted_form, text_length
 
 bp = Blueprint("widget_media", __name__)
 
@@ -61,19 +60,13 @@ def _limits() -> dict:
 @widget_required
 def send_file():
     """Send the attached file (or recording) once per form key, with the text as its caption."""
-    entity_type, entity_id = card_args()
-    key = request.form.get("key", "")
-    if not uploads.valid_key(key):
-        abort(400)
-    target = _whatsapp_target(entity_type, entity_id)
-    if not isinstance(target, tuple):
-        return target
-    row, line, chat_id = target
+    posted = posted_form(uploads.valid_key)
+    if not isinstance(posted, PostedForm):
+        return posted
+    entity_type, entity_id, key, row, line, chat_id = posted.target
+    # The form's boxes (publish, the employee's name, the timeline record) apply to a file as to a text.
+    publish, options = posted.publish, posted.options
     caption = request.form.get("text", "")
-    publish = _publish_box(line)
-    publish = None if publish is None else request.form.get("publish") == "1"
-    # The form's other boxes (the employee's name, the timeline record) apply to a file as to a text.
-    options = _posted_options(entity_id)
 
     def form(notice, *, key=key, waiting=None, confirm=False, keep_text=True, trigger=None):
         return fragment("widget/_compose.html", trigger=trigger, entity_type=entity_type, entity_id=entity_id,

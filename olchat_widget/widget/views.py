@@ -7,6 +7,7 @@ functions and render; nothing else.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from flask import Blueprint, abort, current_app, g, make_response, render_template, request
 from markupsafe import Markup
@@ -374,20 +375,12 @@ def compose():
 @widget_required
 def send():
     """«Отправить сообщение»: send once per form key; on failure keep the text and say why."""
-    entity_type, entity_id = card_args()
+    posted = posted_form()
+    if not isinstance(posted, PostedForm):
+        return posted
+    entity_type, entity_id, key, row, line, chat_id = posted.target
+    publish, options = posted.publish, posted.options
     text = request.form.get("text", "")
-    key = request.form.get("key", "")
-    if not key or len(key) > 64:
-        abort(400)
-    target = _whatsapp_target(entity_type, entity_id)
-    if not isinstance(target, tuple):
-        return target
-
-    row, line, chat_id = target
-    # «Публиковать в чат» is offered only on a line bound to an Open Line; unticked, the form sends nothing.
-    offered = _publish_box(line) is not None
-    publish = offered and request.form.get("publish") == "1"
-    options = _posted_options(entity_id)
     template_state = _template_state(entity_type, entity_id, row, line, text)
 
     def form(notice, *, new_key=False, keep_text=True, confirm=False, trigger=None):
@@ -396,7 +389,7 @@ def send():
         return fragment("widget/_compose.html", trigger=trigger, entity_type=entity_type,
                         entity_id=entity_id, row=row, line=line, key=uuid.uuid4().hex if new_key else key,
                         text=text if keep_text else "", notice=notice, confirm=confirm,
-                        publish=publish if offered else None, **options, **state)
+                        publish=publish, **options, **state)
 
     if not text.strip():
         return form({"kind": "error", "text": t("empty_message")})
@@ -444,6 +437,30 @@ def send():
         return form({"kind": "error", "text": t("send_failed") + ". " + t(reason, state=t("state_FAILED"))},
                     new_key=True)
     return form({"kind": "warning", "text": t("err_busy_body")})
+
+
+@dataclass(frozen=True)
+class PostedForm:
+    """A posted send form (text, file or template pick): its card, key and WhatsApp target, its boxes."""
+
+    target: tuple  # (entity_type, entity_id, key, row, line, chat_id)
+    publish: bool | None  # «Публиковать в чат» as posted; None where the line does not offer it
+    options: dict  # the other boxes as posted (_posted_options)
+
+
+def posted_form(key_ok=lambda key: bool(key) and len(key) <= 64):
+    """Read the posted send form; the answer to give instead when its card has no WhatsApp target."""
+    entity_type, entity_id = card_args()
+    key = request.form.get("key", "")
+    if not key_ok(key):
+        abort(400)
+    target = _whatsapp_target(entity_type, entity_id)
+    if not isinstance(target, tuple):
+        return target
+    row, line, chat_id = target
+    # «Публиковать в чат» is offered only on a line bound to an Open Line; unticked, the form sends nothing.
+    publish = (request.form.get("publish") == "1") if _publish_box(line) is not None else None
+    return PostedForm((entity_type, entity_id, key, row, line, chat_id), publish, _posted_options(entity_id))
 
 
 def _publish_box(line) -> bool | None:
@@ -523,17 +540,12 @@ def _record_in_timeline(message, text: str, entity_type: int, entity_id: int, ro
 @widget_required
 def fill_template():
     """Fill the send form with the picked template and this card's values; what has no value stays, marked."""
-    entity_type, entity_id = card_args()
-    key = request.form.get("key", "")
-    if not key or len(key) > 64:
-        abort(400)
-    target = _whatsapp_target(entity_type, entity_id)
-    if not isinstance(target, tuple):
-        return target
-    row, line, _ = target
-    offered = _publish_box(line) is not None
+    posted = posted_form()
+    if not isinstance(posted, PostedForm):
+        return posted
+    entity_type, entity_id, key, row, line, _ = posted.target
     context = dict(entity_type=entity_type, entity_id=entity_id, row=row, line=line, key=key,
-                   publish=(request.form.get("publish") == "1") if offered else None, **_posted_options(entity_id))
+                   publish=posted.publish, **posted.options)
     template = message_templates.find(g.portal.id, g.user.is_admin, request.form.get("template_pick", ""))
     if template is None:
         # Unknown, deleted, or admins-only for someone else: the typed text stays as it was.

@@ -30,10 +30,8 @@ if str(REPO) not in sys.path:
 
 from tests.conftest import make_app  # noqa: E402
 from tests.served import Server  # noqa: E402
+from tests.bench.server import CHROMIUM, CHROMIUM_ARGS as ARGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DEAL = "entity_type=2&entity_id=10"
 GOAL = 45 * 1024
 

@@ -35,11 +35,8 @@ if str(REPO) not in sys.path:
 
 import requests  # noqa: E402
 
-from tests.bench.server import check_log, gunicorn  # noqa: E402
+from tests.bench.server import CHROMIUM, CHROMIUM_ARGS as ARGS, check_log, gunicorn  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DEAL = "entity_type=2&entity_id=10"
 OTHER_CARD = "entity_type=4&entity_id=6"  # a company with other numbers: warms the server, not the deal
 GOAL_BYTES = 45 * 1024

@@ -14,6 +14,10 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
+# Debian's Chromium, as the browser tests launch it (never a downloaded browser), quiet and repeatable.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def free_port() -> int:
