@@ -53,7 +53,9 @@ def on_starting(server):
     import subprocess
     import sys
 
-    _consumer.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"]))
+    # Niced: on this machine a webhook's answer (WAHA waits on it, ≤ 100 ms) goes before a delivery.
+    nice = os.environ.get("OLCHAT_WORKER_NICE", "10")
+    _consumer.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--nice", nice]))
     server.log.info("queue consumer started (pid %s)", _consumer[0].pid)
 
 

@@ -1,6 +1,7 @@
-"""Flask commands: init-db, numbering (update / status)."""
+"""Flask commands: init-db, worker, numbering (update / status)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -52,9 +53,17 @@ def init_db_command():
 @click.option("--workers", default=4, show_default=True, help="threads running jobs")
 @click.option("--max-delay", default=0.25, show_default=True,
               help="longest pause, seconds, between two looks at an idle queue")
-def worker_command(workers: int, max_delay: float):
+@click.option("--nice", "niceness", default=0, show_default=True, type=click.IntRange(0, 19),
+              help="lower the consumer's CPU priority by this much (0-19)")
+def worker_command(workers: int, max_delay: float, niceness: int):
     """Run the background queue's consumer (Open Lines deliveries) until stopped."""
     from .jobs import queue_of
+
+    if niceness:
+        # Before any thread starts: Linux keeps a priority per thread and new threads inherit it.
+        # Beside the web server on one machine, a webhook's answer (WAHA waits on it) comes before a
+        # delivery (which has seconds to spare): the consumer takes the CPU the answers leave.
+        os.nice(niceness)
 
     huey = queue_of(current_app._get_current_object())
     click.echo(f"olchat worker: {type(huey).__name__}, {workers} threads")

@@ -99,3 +99,38 @@ def test_healthz_is_503_with_a_broken_database_url(tmp_path):
     assert answer.status_code == 503
     assert "ok" not in answer.get_data(as_text=True)
     assert answer.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread priorities from Linux's /proc")
+def test_the_consumer_started_beside_the_server_runs_below_the_web_workers_priority(tmp_path, monkeypatch):
+    """A webhook's answer (WAHA waits on it) goes before a delivery when both want the CPU of one machine."""
+    import os
+    import time
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.sqlite3'}")
+    monkeypatch.setenv("OLCHAT_JOBS_PATH", str(tmp_path / "jobs.sqlite3"))
+    monkeypatch.setenv("OLCHAT_SECRET_KEY", "test-secret")
+    monkeypatch.delenv("OLCHAT_WORKER_PROCESS", raising=False)
+    monkeypatch.delenv("OLCHAT_WORKER_NICE", raising=False)
+    monkeypatch.chdir(CONF.parent)
+    hooks = runpy.run_path(str(CONF))
+    hooks["on_starting"](SimpleNamespace(log=SimpleNamespace(info=lambda *args: None)))
+    [consumer] = hooks["_consumer"]
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def priorities() -> list[int]:
+        # Field 19 of a thread's stat is its nice value; the consumer's job threads each have their own.
+        return [int(stat.read_text().rsplit(")", 1)[1].split()[16])
+                for stat in Path(f"/proc/{consumer.pid}/task").glob("*/stat")]
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(priorities()) < 5 and consumer.poll() is None:
+            time.sleep(0.05)  # until the consumer runs its job threads
+        assert consumer.poll() is None, "the consumer stopped"
+        seen = priorities()
+        assert len(seen) >= 5 and all(nice == min(19, ours + 10) for nice in seen), seen
+    finally:
+        hooks["on_exit"](SimpleNamespace())
+    assert consumer.poll() is not None
