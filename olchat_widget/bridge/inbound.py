@@ -76,25 +76,28 @@ def accept(envelope: dict, portal_ids: list[int]) -> list[tuple[int, str, str]]:
 def _store(portal_id: int, message_id: str, line_id: str, openline_id: str, client: str, part: dict) -> bool:
     """Store one client message once; return whether a delivery job must be queued for its chat.
 
-    Prepared statements and one commit: SQLite has one writer at a time, and a
-    webhook must answer fast under a burst. A message WAHA posted before (a
+    Prepared statements and one commit, shared with the webhooks this process
+    is storing at the same moment (shared_commits.py): SQLite has one writer at
+    a time, and a webhook must answer fast under a burst. A message WAHA posted before (a
     retry, a duplicate) is not inserted again. The open histories' counter of
     the chat moves in the same commit, and the chat is marked as waiting for a
     job unless it is already: then the job that waits takes this message too.
     """
+    from .. import shared_commits
     from ..widget import live
 
-    now = utcnow()
-    new = db.session.connection().execute(_new_message(db.session.get_bind().dialect.name), {
-        "row_portal": portal_id, "row_source": message_id[:255], "row_line": line_id, "row_openline": openline_id,
-        "row_client": client, "row_payload": json.dumps(part, ensure_ascii=False), "row_at": now}).first() is not None
-    to_queue = False
-    if new:
-        live.bump(portal_id, line_id, client)
-        to_queue = db.session.connection().execute(_mark_waiting(db.session.get_bind().dialect.name), {
-            "wait_portal": portal_id, "wait_line": line_id, "wait_client": client}).first() is not None
-    db.session.commit()
-    return to_queue
+    dialect = db.session.get_bind().dialect.name
+    row = {"row_portal": portal_id, "row_source": message_id[:255], "row_line": line_id, "row_openline": openline_id,
+           "row_client": client, "row_payload": json.dumps(part, ensure_ascii=False), "row_at": utcnow()}
+    chat = {"wait_portal": portal_id, "wait_line": line_id, "wait_client": client}
+
+    def store(connection) -> bool:
+        if connection.execute(_new_message(dialect), row).first() is None:
+            return False  # had it already
+        live.bump_on(connection, dialect, portal_id, line_id, client)
+        return connection.execute(_mark_waiting(dialect), chat).first() is not None
+
+    return shared_commits.run(store)
 
 
 @functools.lru_cache(maxsize=None)

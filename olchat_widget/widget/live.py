@@ -56,8 +56,12 @@ def note_webhook(envelope: dict, portal_ids: list[int]) -> None:
 
 def bump(portal_id: int, line_id: str, client: str) -> None:
     """Move the chat's counter within the caller's transaction (one upsert; the caller commits)."""
-    db.session.connection().execute(_counter_upsert(db.session.get_bind().dialect.name),
-                                    {"chat_portal": portal_id, "chat_line": line_id, "chat_client": client})
+    bump_on(db.session.connection(), db.session.get_bind().dialect.name, portal_id, line_id, client)
+
+
+def bump_on(connection, dialect: str, portal_id: int, line_id: str, client: str) -> None:
+    """bump() on a given connection (a transaction shared by several webhooks: shared_commits.py)."""
+    connection.execute(_counter_upsert(dialect), {"chat_portal": portal_id, "chat_line": line_id, "chat_client": client})
 
 
 @functools.lru_cache(maxsize=None)
