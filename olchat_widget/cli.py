@@ -11,14 +11,19 @@ from flask.cli import with_appcontext
 from .models import db
 
 
-def init_db() -> None:
-    """Create missing tables and the demo portal."""
+def init_db() -> list[str]:
+    """Create missing tables, add the columns and indexes a newer release brought, make the demo portal;
+    return what the upgrade changed."""
+    from .schema import upgrade
+
     db.create_all()
+    changed = upgrade(db.engine, db.metadata)
     from .admin.views import demo_portal
     from .b24.portal import seal_plain_tokens
 
     demo_portal()
     seal_plain_tokens()
+    return changed
 
 
 def seed_numbering() -> str | None:
@@ -41,8 +46,15 @@ def seed_numbering() -> str | None:
 @click.command("init-db")
 @with_appcontext
 def init_db_command():
-    """Create the database tables (safe to run again)."""
-    init_db()
+    """Create the database tables, or bring existing ones up to this release (safe to run again)."""
+    from .schema import SchemaError
+
+    try:
+        changed = init_db()
+    except SchemaError as exc:
+        raise click.ClickException(f"The database needs a migration this release cannot make itself: {exc}")
+    for line in changed:
+        click.echo(f"Database upgraded: {line}")
     note = seed_numbering()
     if note:
         click.echo(note)

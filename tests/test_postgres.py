@@ -177,3 +177,26 @@ def test_a_webhook_posted_twice_stores_the_message_once_and_queues_one_job_per_w
     from tests.bridge.test_bridge_queueing import stores_once_and_queues_one_job_per_wave
 
     stores_once_and_queues_one_job_per_wave(pg_app(database, OLCHAT_JOBS_IMMEDIATE=True))
+
+
+def test_init_db_upgrades_an_older_database_in_place_on_postgres(database):
+    import psycopg
+
+    from olchat_widget.models import Portal, Settings, UserPreference
+
+    app = pg_app(database)
+    with app.app_context():
+        portal_id = db.session.scalar(db.select(Portal.id).limit(1))
+        db.session.add(Settings(portal_id=portal_id, recheck_minutes=15))
+        db.session.add(UserPreference(portal_id=portal_id, user_id="7", line_id="sales"))
+        db.session.commit()
+        db.engine.dispose()
+    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("ALTER TABLE settings DROP COLUMN timeline_default")  # as a release before it made them
+        conn.execute("ALTER TABLE user_preference DROP COLUMN show_name")
+    with app.app_context():
+        assert init_db() == ["added column settings.timeline_default", "added column user_preference.show_name"]
+        settings = db.session.scalar(db.select(Settings))
+        preference = db.session.scalar(db.select(UserPreference))
+        assert (settings.recheck_minutes, settings.timeline_default, preference.show_name) == (15, False, False)
+        assert init_db() == []
