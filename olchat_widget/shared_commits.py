@@ -63,8 +63,8 @@ class SharedCommits:
             leads = not self._writing
             self._writing = True
         if not leads:
-            if not piece.woken.wait(WAIT):
-                raise OperationalError("shared commit", {}, TimeoutError("no writer came back"))
+            if not piece.woken.wait(WAIT) and self._give_up(piece):
+                raise OperationalError("shared commit", {}, TimeoutError("the writer of the moment took too long"))
             leads = not piece.done  # woken to write next
         if leads:
             self._write_queue()
@@ -72,13 +72,30 @@ class SharedCommits:
             raise piece.error
         return piece.result
 
+    def _give_up(self, piece: _Piece) -> bool:
+        """Leave the queue after waiting too long; False when the writing was handed over meanwhile."""
+        with self._lock:
+            if piece.woken.is_set():
+                return False  # done, or ours to write, at the last moment
+            if piece in self._queue:
+                self._queue.remove(piece)
+                return True
+        # Taken by the writer of the moment just now: its answer comes with that writer's commit.
+        piece.woken.wait()
+        return False
+
     def _write_queue(self) -> None:
         with self._lock:
             pieces, self._queue = self._queue, []
+        finished = False
         try:
             _write(self._engine, pieces)
+            finished = True
         finally:
             for piece in pieces:
+                if not finished and piece.error is None:
+                    # The writer was interrupted (BaseException): say so rather than a result of None.
+                    piece.error = OperationalError("shared commit", {}, RuntimeError("the write was interrupted"))
                 piece.done = True
                 piece.woken.set()
             with self._lock:

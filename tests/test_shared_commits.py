@@ -162,3 +162,26 @@ def test_a_burst_of_webhooks_at_once_stores_each_message_once_and_queues_each_ch
     assert len(stored) == 12 and len({row.source_id for row in stored}) == 12
     assert sorted({row.client for row in stored}) == chats
     assert queue_of(app).pending_count() == len(chats)  # one delivery job per chat, however the writes grouped
+
+
+def test_a_writer_that_waits_too_long_gives_up_alone_and_the_queue_goes_on(app, monkeypatch):
+    monkeypatch.setattr(shared_commits, "WAIT", 0.2)
+    writing, release = threading.Event(), threading.Event()
+
+    def slow(connection):
+        connection.execute(text("INSERT INTO note (body) VALUES ('slow')"))
+        writing.set()
+        assert release.wait(10)
+        return "stored slow"
+
+    first, first_answer = in_threads(app, [slow])
+    assert writing.wait(10)
+    late, late_answer = in_threads(app, [insert("late")])
+    late[0].join(10)
+    assert isinstance(late_answer[0], OperationalError)  # a 503 «повторите»: WAHA posts it again
+    release.set()
+    first[0].join(10)
+    assert first_answer == ["stored slow"]
+    with app.app_context():
+        assert shared_commits.run(insert("next")) == "stored next"  # nobody is left waiting for a writer
+    assert notes(app) == ["next", "slow"]
