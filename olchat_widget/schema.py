@@ -27,18 +27,20 @@ class SchemaError(RuntimeError):
 def upgrade(engine: Engine, metadata: MetaData) -> list[str]:
     """Add the missing columns and indexes of tables that exist; return what was done, one line each."""
     done: list[str] = []
-    existing = set(inspect(engine).get_table_names())
+    found = inspect(engine)  # what the database had before: adding columns leaves its indexes as they were
+    existing = set(found.get_table_names())
     for table in metadata.sorted_tables:
         if table.name not in existing:
             continue  # create_all makes it whole
-        have = {column["name"] for column in inspect(engine).get_columns(table.name)}
+        have = {column["name"] for column in found.get_columns(table.name)}
         missing = [column for column in table.columns if column.name not in have]
-        statements = [_add_column(engine, column) for column in missing]
-        with engine.begin() as connection:
-            for column, statement in zip(missing, statements):
-                connection.exec_driver_sql(statement)
-                done.append(f"added column {table.name}.{column.name}")
-        indexed = {index["name"] for index in inspect(engine).get_indexes(table.name)}
+        statements = [_add_column(engine, column) for column in missing]  # refuses before anything changes
+        if statements:
+            with engine.begin() as connection:
+                for column, statement in zip(missing, statements):
+                    connection.exec_driver_sql(statement)
+                    done.append(f"added column {table.name}.{column.name}")
+        indexed = {index["name"] for index in found.get_indexes(table.name)}
         for index in table.indexes:
             if index.name not in indexed:
                 try:

@@ -107,6 +107,7 @@ class SharedCommits:
 
 def _write(engine: Engine, pieces: list[_Piece]) -> None:
     while pieces:
+        failed: _Piece | None = None
         try:
             with engine.begin() as connection:
                 results = []
@@ -116,24 +117,18 @@ def _write(engine: Engine, pieces: list[_Piece]) -> None:
                     except OperationalError:
                         raise  # the database's own trouble: nobody's piece would fare better
                     except Exception as exc:  # noqa: BLE001 - the piece's own request answers it
-                        piece.error = exc
-                        raise _LeftOut(piece) from exc
-        except _LeftOut as out:
-            pieces = [piece for piece in pieces if piece is not out.piece]  # the rest, again, without it
+                        piece.error, failed = exc, piece
+                        raise
+        except Exception as exc:  # noqa: BLE001 - the requests of the pieces answer it
+            if failed is None:
+                for piece in pieces:
+                    piece.error = exc
+                return
+            pieces = [piece for piece in pieces if piece is not failed]  # the rest, again, without it
             continue
-        except Exception as exc:  # noqa: BLE001 - every piece's request answers it
-            for piece in pieces:
-                piece.error = exc
-            return
         for piece, result in zip(pieces, results):
             piece.result = result
         return
-
-
-class _LeftOut(Exception):
-    def __init__(self, piece: _Piece):
-        super().__init__()
-        self.piece = piece
 
 
 _queues: "weakref.WeakKeyDictionary[Engine, SharedCommits]" = weakref.WeakKeyDictionary()

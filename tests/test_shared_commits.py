@@ -53,8 +53,9 @@ def waiting_until(app, count: int) -> None:
     raise AssertionError(f"{len(queue._queue)} writers waiting, not {count}")
 
 
-def in_threads(app, works) -> list:
-    """Run each work through shared_commits in its own thread; return each one's result or exception."""
+def in_threads(app, works) -> tuple[list[threading.Thread], list]:
+    """Run each work through shared_commits in its own thread; return the threads and, once they end, each
+    one's result or exception."""
     answers: list = [None] * len(works)
 
     def call(n):
@@ -70,18 +71,26 @@ def in_threads(app, works) -> list:
     return threads, answers
 
 
-def test_writers_that_come_while_one_writes_share_the_next_commit_and_get_their_own_results(app):
-    commits = commits_of(app)
+def writer_held(app, body: str | None):
+    """A writer that stores ``body`` (if any) and holds its transaction open until released; return
+    (its thread, its answer, release) once it is writing."""
     writing, release = threading.Event(), threading.Event()
 
     def slow(connection):
-        connection.execute(text("INSERT INTO note (body) VALUES ('first')"))
+        if body is not None:
+            connection.execute(text("INSERT INTO note (body) VALUES (:body)"), {"body": body})
         writing.set()
         assert release.wait(10)
-        return "stored first"
+        return f"stored {body}"
 
-    first, first_answer = in_threads(app, [slow])
+    threads, answers = in_threads(app, [slow])
     assert writing.wait(10)
+    return threads, answers, release
+
+
+def test_writers_that_come_while_one_writes_share_the_next_commit_and_get_their_own_results(app):
+    commits = commits_of(app)
+    first, first_answer, release = writer_held(app, "first")
     later, answers = in_threads(app, [insert(f"note {n}") for n in range(6)])
     waiting_until(app, 6)  # all six wait behind the first writer
     release.set()
@@ -96,15 +105,7 @@ def test_writers_that_come_while_one_writes_share_the_next_commit_and_get_their_
 def test_a_piece_that_fails_fails_only_its_own_caller(app):
     with app.app_context():
         shared_commits.run(insert("taken"))
-    writing, release = threading.Event(), threading.Event()
-
-    def slow(connection):
-        writing.set()
-        assert release.wait(10)
-        return "ok"
-
-    first, _ = in_threads(app, [slow])
-    assert writing.wait(10)
+    first, _, release = writer_held(app, None)
     later, answers = in_threads(app, [insert("a"), insert("taken"), insert("b")])
     waiting_until(app, 3)
     release.set()
@@ -166,16 +167,7 @@ def test_a_burst_of_webhooks_at_once_stores_each_message_once_and_queues_each_ch
 
 def test_a_writer_that_waits_too_long_gives_up_alone_and_the_queue_goes_on(app, monkeypatch):
     monkeypatch.setattr(shared_commits, "WAIT", 0.2)
-    writing, release = threading.Event(), threading.Event()
-
-    def slow(connection):
-        connection.execute(text("INSERT INTO note (body) VALUES ('slow')"))
-        writing.set()
-        assert release.wait(10)
-        return "stored slow"
-
-    first, first_answer = in_threads(app, [slow])
-    assert writing.wait(10)
+    first, first_answer, release = writer_held(app, "slow")
     late, late_answer = in_threads(app, [insert("late")])
     late[0].join(10)
     assert isinstance(late_answer[0], OperationalError)  # a 503 «повторите»: WAHA posts it again
